@@ -1,0 +1,3 @@
+from fsevents.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,363 @@
+"""The Bus: publish events and have them raised in every other process of the farm."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from . import nodes
+from ._version import __version__
+from .cursor import DurableCursor, Position, validate_position
+from .event import (
+    DEFAULT_MAX_EVENT_SIZE,
+    Draft,
+    Event,
+    encode_data,
+    topic_matches,
+    validate_name,
+    validate_pattern,
+    validate_topic,
+)
+from .stores import Gap, Reader, Store, open_store
+from .subscriptions import Dispatcher, Handler, Interrupted
+from .waker import Waker
+
+logger = logging.getLogger(__name__)
+
+ROOT_ENV = "FSEVENTS_ROOT"
+Start = str | Position
+
+
+def default_root() -> Path:
+    """$FSEVENTS_ROOT, else one directory under the user data dir, shared by all local processes."""
+    return Path(os.environ.get(ROOT_ENV) or Path(platformdirs.user_data_dir("fsevents")) / "events")
+
+
+class Bus:
+    """Publish events, and receive every other process's events on a follower thread.
+
+    ``Bus(root, node="web1")`` with *root* a directory on the shared volume (default:
+    $FSEVENTS_ROOT, else a local directory). With ``consumer="name"`` the position survives
+    restarts and crashes (at-least-once); without, the Bus starts at "now".
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        node: str | None = None,
+        consumer: str | None = None,
+        start: Start = "now",
+        store: Store | None = None,
+        poll_interval: float = 1.0,
+        scan_interval: float = 5.0,
+        hole_timeout: float = 30.0,
+        watch: bool = True,
+        fsync: bool = True,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        receive_own: bool = False,
+        state_dir: str | os.PathLike[str] | None = None,
+        heartbeat_interval: float = 10.0,
+        batch_size: int = 1000,
+        handler_retries: int = 3,
+        on_gap: Callable[[Gap], object] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        _check_positive(
+            poll_interval=poll_interval,
+            scan_interval=scan_interval,
+            heartbeat_interval=heartbeat_interval,
+            batch_size=batch_size,
+            max_event_size=max_event_size,
+        )
+        if hole_timeout < 0 or handler_retries < 0:
+            raise ValueError("hole_timeout and handler_retries must be >= 0")
+        self.node = validate_name(node) if node is not None else nodes.default_node_name()
+        if store is not None and root is not None:
+            raise ValueError("pass either root or store, not both")
+        self.store = store or open_store(
+            root if root is not None else default_root(),
+            state_dir=state_dir,
+            fsync=fsync,
+            max_event_size=max_event_size,
+        )
+        self.poll_interval, self.scan_interval = poll_interval, scan_interval
+        self.hole_timeout, self.watch = hole_timeout, watch
+        self.receive_own, self.batch_size = receive_own, batch_size
+        self.heartbeat_interval = heartbeat_interval
+        self._clock = clock
+        self._gap_handlers: list[Callable[[Gap], object]] = [on_gap] if on_gap else []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._waker: Waker | None = None
+        self._reader: Reader | None = None
+        self._claimed = False
+        self._origin_pid = -1
+        self._origin = ""
+        self.counters: Counter[str] = Counter()
+        self._cursor: DurableCursor | None = None
+        if consumer is not None:
+            self._cursor = self.store.local.cursor(validate_name(consumer, "consumer name"))
+            self._position = self._load_or_create_cursor(start)
+        else:
+            self._position = self._resolve_start(start)
+        self._dispatcher = Dispatcher(
+            retries=handler_retries if consumer else 0,
+            wait=self._stopping.wait,
+            on_failure=self._record_failure if consumer else None,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Bus node={self.node!r} store={self.store!r}>"
+
+    # -- publishing -----------------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        """``node:pid:random`` of this process; recomputed after a fork."""
+        if self._origin_pid != os.getpid():
+            self._origin_pid = os.getpid()
+            self._origin = f"{self.node}:{self._origin_pid}:{secrets.token_hex(4)}"
+        return self._origin
+
+    def publish(self, topic: str, data: Any = None) -> Event:
+        """Write one event; returns it once it is durable on the volume."""
+        return self.publish_many([(topic, data)])[0]
+
+    def publish_many(self, items: Iterable[tuple[str, Any]]) -> list[Event]:
+        """Write several events in order with one round of fsyncs."""
+        now, origin = self._clock(), self.origin
+        drafts = [
+            Draft(validate_topic(topic), encode_data(data), now, self.node, origin)
+            for topic, data in items
+        ]
+        if not self._claimed:
+            nodes.claim(self.store, self.node, clock=self._clock)
+            self._heartbeat()
+            self._claimed = True
+        events = self.store.append(self.node, drafts)
+        self.counters["published"] += len(events)
+        return events
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def subscribe(self, pattern: str, handler: Handler | None = None) -> Any:
+        """Call *handler(event)* for events whose topic matches the glob *pattern*.
+
+        Without *handler*, returns a decorator: ``@bus.subscribe("cache.*")``.
+        """
+        validate_pattern(pattern)
+        if handler is None:
+
+            def decorator(fn: Handler) -> Handler:
+                self._dispatcher.add(pattern, fn)
+                return fn
+
+            return decorator
+        self._dispatcher.add(pattern, handler)
+        return handler
+
+    def unsubscribe(self, handler: Handler) -> None:
+        self._dispatcher.remove(handler)
+
+    def on_gap(self, handler: Callable[[Gap], object]) -> Callable[[Gap], object]:
+        """Call *handler(gap)* when retention removed events before this Bus read them."""
+        self._gap_handlers.append(handler)
+        return handler
+
+    @property
+    def position(self) -> Position:
+        return self._reader.position if self._reader else dict(self._position)
+
+    def stats(self) -> dict[str, int]:
+        reader = self._reader.counters if self._reader else Counter()
+        return dict(self.counters + self._dispatcher.counters + reader)
+
+    def follow(
+        self, topic: str = "*", *, start: Start = "now", timeout: float | None = None
+    ) -> Iterator[Event]:
+        """Iterate over events matching *topic* as they arrive (what ``tail`` uses).
+
+        Independent of the follower thread and of durable cursors. With *timeout*, the
+        iteration ends after that many seconds in total.
+        """
+        validate_pattern(topic)
+        reader = self._make_reader(self._resolve_start(start))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with Waker(
+            self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
+        ) as waker:
+            while True:
+                for event in reader.poll(self.batch_size):
+                    if self._wanted(event) and topic_matches(topic, event.topic):
+                        yield event
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                waker.wait(
+                    self.poll_interval if remaining is None else min(self.poll_interval, remaining)
+                )
+                self._scan_if_new_directory(waker, reader)
+
+    # -- the follower thread --------------------------------------------------------------
+
+    def start(self) -> Bus:
+        """Start the follower thread (idempotent). Handlers run on it, in order."""
+        if self._thread is not None:
+            return self
+        nodes.claim(self.store, self.node, clock=self._clock)
+        if self._cursor is not None:
+            self._cursor.acquire()
+            self._position = self._cursor.load() or self._position
+        self._stopping.clear()
+        self._reader = self._make_reader(self._position)
+        self._waker = Waker(
+            self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
+        )
+        self._thread = threading.Thread(target=self._run, name=f"fsevents-{self.node}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the follower thread and release what it holds. Safe to call twice."""
+        if self._thread is None:
+            return
+        self._stopping.set()
+        assert self._waker is not None
+        self._waker.wake()
+        self._thread.join(timeout)
+        self._waker.close()
+        self._position = self.position
+        self._thread = self._waker = self._reader = None
+        if self._cursor is not None:
+            self._cursor.release()
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    def __enter__(self) -> Bus:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wake(self) -> None:
+        """Look for new events now instead of at the next poll."""
+        if self._waker is not None:
+            self._waker.wake()
+
+    def _run(self) -> None:
+        assert self._waker is not None and self._reader is not None
+        next_beat = 0.0
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                self._drain(self._reader)
+                if time.monotonic() >= next_beat:
+                    self._heartbeat()
+                    next_beat = time.monotonic() + self.heartbeat_interval
+                failures = 0
+            except Interrupted:
+                return
+            except Exception as exc:  # the volume failed us: never die, back off and retry
+                failures += 1
+                delay = min(self.poll_interval * 2 ** min(failures, 6), 60.0)
+                log = logger.error if failures == 1 else logger.debug
+                log("follower of %s failed (%s); retrying in %.1fs", self.store, exc, delay)
+                self.counters["follower_errors"] += 1
+                if self._stopping.wait(delay):
+                    return
+                continue
+            self._waker.wait()
+            self._scan_if_new_directory(self._waker, self._reader)
+
+    def _drain(self, reader: Reader) -> None:
+        while not self._stopping.is_set():
+            events = reader.poll(self.batch_size)
+            if not events:
+                return
+            for event in events:
+                if self._wanted(event):
+                    self._dispatcher.dispatch(event)
+            if self._cursor is not None:
+                self._cursor.save(reader.position)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _scan_if_new_directory(waker: Waker, reader: Reader) -> None:
+        # A new stream (node) on this host: list now rather than at the next scheduled scan.
+        if waker.saw_new_directory:
+            waker.saw_new_directory = False
+            reader.request_scan()
+
+    def _wanted(self, event: Event) -> bool:
+        return self.receive_own or event.origin != self.origin
+
+    def _make_reader(self, position: Position) -> Reader:
+        return self.store.reader(
+            position,
+            hole_timeout=self.hole_timeout,
+            scan_interval=self.scan_interval,
+            on_gap=self._gap,
+        )
+
+    def _gap(self, gap: Gap) -> None:
+        for handler in self._gap_handlers:
+            try:
+                handler(gap)
+            except Exception:
+                logger.exception("gap handler %r failed", handler)
+
+    def _resolve_start(self, start: Start) -> Position:
+        if start == "now":
+            return self.store.head()
+        if start == "beginning":
+            return self.store.beginning()
+        if isinstance(start, dict):
+            return validate_position(start)
+        raise ValueError(f"start must be 'now', 'beginning' or a position dict, got {start!r}")
+
+    def _load_or_create_cursor(self, start: Start) -> Position:
+        assert self._cursor is not None
+        self._cursor.acquire()
+        try:
+            position = self._cursor.load()
+            if position is None:
+                # Record the starting point at once: nothing published after the consumer
+                # was created may be missed, even if it is first started much later.
+                position = self._resolve_start(start)
+                self._cursor.save(position)
+            return position
+        finally:
+            self._cursor.release()
+
+    def _record_failure(self, event: Event, exc: BaseException) -> None:
+        assert self._cursor is not None
+        self.counters["failed_events"] += 1
+        self._cursor.record_failure(event.to_dict(), repr(exc))
+
+    def _heartbeat(self) -> None:
+        consumers = {self._cursor.consumer: self.position} if self._cursor else {}
+        try:
+            nodes.heartbeat(
+                self.store, self.node, version=__version__, consumers=consumers, clock=self._clock
+            )
+        except OSError as exc:
+            logger.warning("cannot write the heartbeat of node %r: %s", self.node, exc)
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")

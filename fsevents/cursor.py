@@ -1,0 +1,136 @@
+"""Positions, this machine's local state directory, and durable cursors.
+
+A position is a vector ``{stream: highest contiguous seq delivered}``: it never depends on
+clocks, and each writer's stream is read in order on its own.
+
+Local state lives on the node's own disk (platformdirs), never on the share: POSIX and
+``flock`` locks do not exclude across NFS/sshfs clients, so sequence allocation and cursor
+ownership are guarded by locks that only the processes of this machine contend for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from filelock import FileLock, Timeout
+
+from ._fs import replace_atomic
+from .errors import ConsumerBusyError, RootError
+from .event import NAME_RE
+
+Position = dict[str, int]
+
+STATE_DIR_ENV = "FSEVENTS_STATE_DIR"
+
+
+def resolve_state_dir(state_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The machine's state directory: argument, then $FSEVENTS_STATE_DIR, then platformdirs."""
+    chosen = state_dir or os.environ.get(STATE_DIR_ENV) or platformdirs.user_state_dir("fsevents")
+    return Path(chosen).expanduser()
+
+
+def validate_position(position: Any) -> Position:
+    if not isinstance(position, dict) or not all(_valid_entry(k, v) for k, v in position.items()):
+        raise ValueError(
+            f"invalid position {position!r}: expected a dict of stream name to a seq >= 0"
+        )
+    return dict(position)
+
+
+def _valid_entry(stream: object, seq: object) -> bool:
+    valid_name = isinstance(stream, str) and NAME_RE.fullmatch(stream) and stream[0] != "."
+    return bool(valid_name) and type(seq) is int and seq >= 0
+
+
+class LocalState:
+    """This machine's private state for one store: counters, locks, durable cursors."""
+
+    def __init__(self, base: Path, store_id: str) -> None:
+        self.base = base
+        self.dir = base / "stores" / store_id
+        try:
+            (self.dir / "locks").mkdir(parents=True, exist_ok=True)
+            (self.dir / "cursors").mkdir(exist_ok=True)
+            (self.dir / "counters").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise RootError(
+                f"cannot create the local state directory {self.dir}: {exc.strerror}; "
+                f"set {STATE_DIR_ENV} or state_dir= to a writable local directory"
+            ) from exc
+        self.machine_id = self._machine_id()
+
+    def _machine_id(self) -> str:
+        """A random id made once per state directory: what tells two machines apart."""
+        path = self.base / "machine-id"
+        with FileLock(str(self.base / "machine-id.lock")):
+            if path.exists():
+                return path.read_text().strip()
+            ident = secrets.token_hex(8)
+            replace_atomic(path, ident.encode())
+            return ident
+
+    def lock(self, name: str) -> FileLock:
+        return FileLock(str(self.dir / "locks" / f"{name}.lock"))
+
+    def read_counter(self, stream: str) -> int | None:
+        try:
+            return int((self.dir / "counters" / stream).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_counter(self, stream: str, seq: int) -> None:
+        # No fsync: a counter lost in a power cut is re-derived from the stream itself.
+        replace_atomic(self.dir / "counters" / stream, str(seq).encode(), fsync=False)
+
+    def cursor(self, consumer: str) -> DurableCursor:
+        return DurableCursor(self.dir / "cursors", consumer)
+
+
+class DurableCursor:
+    """A consumer's position, saved atomically after each dispatched batch.
+
+    Held by one process at a time (a local lock): two processes advancing one cursor would
+    each skip what the other received.
+    """
+
+    def __init__(self, directory: Path, consumer: str) -> None:
+        self.path = directory / f"{consumer}.json"
+        self.failed_path = directory / f"{consumer}.failed.jsonl"
+        self.consumer = consumer
+        self._lock = FileLock(str(directory / f"{consumer}.lock"), timeout=0)
+
+    def acquire(self) -> None:
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise ConsumerBusyError(
+                f"durable consumer {self.consumer!r} is in use by another process on this "
+                f"machine (lock {self._lock.lock_file}); give each process its own consumer name"
+            ) from None
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def load(self) -> Position | None:
+        try:
+            doc = json.loads(self.path.read_bytes())
+            return validate_position(doc["position"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RootError(
+                f"cannot read the cursor of consumer {self.consumer!r} at {self.path}: {exc}; "
+                "fix or delete the file (deleting it restarts the consumer at 'now')"
+            ) from exc
+
+    def save(self, position: Position) -> None:
+        replace_atomic(self.path, json.dumps({"position": position}).encode())
+
+    def record_failure(self, event_dict: dict[str, Any], error: str) -> None:
+        with open(self.failed_path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"event": event_dict, "error": error}) + "\n")

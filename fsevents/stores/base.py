@@ -1,0 +1,103 @@
+"""The contract every store keeps (DESIGN.md, "Stores"), and what they share."""
+
+from __future__ import annotations
+
+import collections
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..cursor import LocalState, Position
+from ..event import Draft, Event
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Events a reader can never receive: they were pruned before it read them."""
+
+    stream: str
+    first_missing: int
+    resumed_at: int
+
+    def __str__(self) -> str:
+        return (
+            f"stream {self.stream!r}: events {self.first_missing}..{self.resumed_at - 1} "
+            "were removed by retention before this consumer read them"
+        )
+
+
+GapHandler = Callable[[Gap], None]
+
+
+class Reader(ABC):
+    """Follows one store from a position. Owned by one thread; not thread-safe."""
+
+    def __init__(self, on_gap: GapHandler | None = None) -> None:
+        self.on_gap = on_gap
+        self.counters: collections.Counter[str] = collections.Counter()
+
+    @property
+    @abstractmethod
+    def position(self) -> Position:
+        """Highest contiguous seq delivered, per stream (a copy)."""
+
+    @abstractmethod
+    def poll(self, limit: int) -> list[Event]:
+        """Events after the position, up to *limit*, each stream in seq order."""
+
+    def request_scan(self) -> None:  # noqa: B027 - optional hook
+        """Do the periodic scan (new streams, holes) at the next poll, not on schedule."""
+
+
+class Store(ABC):
+    """Durable, append-only storage of events, shared by every node of a farm."""
+
+    #: Stable id of this store (not of its path): keys this machine's local state for it.
+    identity: str
+    local: LocalState
+
+    @abstractmethod
+    def append(self, stream: str, drafts: Sequence[Draft]) -> list[Event]:
+        """Append *drafts* to *stream* in order; return them once durable."""
+
+    @abstractmethod
+    def head(self) -> Position:
+        """The position just after the newest visible event of every stream ("now")."""
+
+    def beginning(self) -> Position:
+        """The position before the oldest retained event of every stream."""
+        return {}
+
+    @abstractmethod
+    def reader(
+        self,
+        position: Position,
+        *,
+        hole_timeout: float,
+        scan_interval: float,
+        on_gap: GapHandler | None = None,
+    ) -> Reader:
+        """A reader that delivers everything after *position*."""
+
+    @abstractmethod
+    def watch_paths(self) -> list[Path]:
+        """Local paths whose changes mean "new events may be there"."""
+
+    @abstractmethod
+    def write_heartbeat(self, node: str, doc: dict[str, Any]) -> None:
+        """Publish this node's liveness document (replacing its previous one)."""
+
+    @abstractmethod
+    def read_heartbeat(self, node: str) -> dict[str, Any] | None:
+        """The last liveness document of *node*, or None."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or handles."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

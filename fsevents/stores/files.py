@@ -1,0 +1,327 @@
+"""The files store: one immutable JSON file per event on a shared directory (wire format v1).
+
+Layout (DESIGN.md)::
+
+    <root>/fsevents.json                       format marker, written once
+    <root>/streams/<stream>/<segment>/<seq>.json
+    <root>/nodes/<node>.json                   heartbeats
+    <root>/tmp/                                temp files before link
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .._fs import (
+    fsync_dir,
+    link_no_replace,
+    replace_atomic,
+    unique_name,
+    unlink_quietly,
+    write_file,
+)
+from ..cursor import LocalState, Position, resolve_state_dir
+from ..errors import InvalidEventError, NodeConflictError, PublishError, RootError
+from ..event import DEFAULT_MAX_EVENT_SIZE, NAME_RE, Draft, Event
+from ..nodes import claim
+from .base import GapHandler, Reader, Store
+
+logger = logging.getLogger(__name__)
+
+FORMAT = 1
+DEFAULT_SEGMENT_SIZE = 1000
+
+_SEQ_FILE = re.compile(r"(\d{1,18})\.json")
+_SEGMENT_DIR = re.compile(r"\d{1,15}")
+
+
+class FilesStore(Store):
+    """Events as files under *root*; lock-free on the share, so it works on NFS, SMB, sshfs."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        fsync: bool = True,
+        max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.fsync = fsync
+        self.max_event_size = max_event_size
+        self.streams_dir = self.root / "streams"
+        self.nodes_dir = self.root / "nodes"
+        self.tmp_dir = self.root / "tmp"
+        meta = self._open_root(segment_size)
+        self.identity = str(meta["id"])
+        self.segment_size = int(meta["segment_size"])
+        self.local = LocalState(resolve_state_dir(state_dir), self.identity)
+        self._hard_links = True
+
+    def __repr__(self) -> str:
+        return f"FilesStore({str(self.root)!r})"
+
+    # -- the root -----------------------------------------------------------------------
+
+    def _open_root(self, segment_size: int) -> dict[str, Any]:
+        if self.root.exists() and not self.root.is_dir():
+            raise RootError(f"{self.root} is not a directory; point --root at a directory")
+        try:
+            for path in (self.root, self.streams_dir, self.nodes_dir, self.tmp_dir):
+                path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RootError(
+                f"cannot create {exc.filename or self.root}: {exc.strerror}; check that the "
+                "shared volume is mounted and writable, or choose another --root"
+            ) from exc
+        marker = self.root / "fsevents.json"
+        meta = self._read_marker(marker)
+        if meta is None:
+            meta = {
+                "format": FORMAT,
+                "created": time.time(),
+                "id": secrets.token_hex(8),
+                "segment_size": segment_size,
+            }
+            tmp = self.tmp_dir / unique_name("fsevents.json")
+            try:
+                write_file(tmp, json.dumps(meta).encode(), fsync=True)
+                link_no_replace(tmp, marker)
+            except FileExistsError:
+                os.unlink(tmp)  # another node created the root at the same moment: use theirs
+                meta = self._read_marker(marker)
+            except OSError as exc:
+                raise RootError(
+                    f"cannot write {marker}: {exc.strerror}; the directory must be writable "
+                    "by this user to create a new fsevents root"
+                ) from exc
+        assert meta is not None
+        return meta
+
+    def _read_marker(self, marker: Path) -> dict[str, Any] | None:
+        try:
+            meta = json.loads(marker.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise RootError(f"cannot read {marker}: {exc}; is this an fsevents root?") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            found = meta.get("format") if isinstance(meta, dict) else meta
+            raise RootError(
+                f"{marker} declares format {found!r}, this fsevents reads format {FORMAT}; "
+                "upgrade fsevents on this node or use another --root"
+            )
+        if not isinstance(meta.get("id"), str) or not isinstance(meta.get("segment_size"), int):
+            raise RootError(
+                f"{marker} lacks 'id' or 'segment_size'; it was not written by fsevents"
+            )
+        return meta
+
+    # -- layout -------------------------------------------------------------------------
+
+    def event_path(self, stream: str, seq: int) -> Path:
+        return self.streams_dir / stream / f"{seq // self.segment_size:08d}" / f"{seq:012d}.json"
+
+    def streams(self) -> list[str]:
+        """Stream names visible in a listing (may lag on network volumes)."""
+        try:
+            names = os.listdir(self.streams_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if NAME_RE.fullmatch(n) and not n.startswith("."))
+
+    def segments(self, stream: str) -> list[int]:
+        try:
+            names = os.listdir(self.streams_dir / stream)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(int(n) for n in names if _SEGMENT_DIR.fullmatch(n))
+
+    def seqs_in_segment(self, stream: str, segment: int) -> list[int]:
+        try:
+            names = os.listdir(self.streams_dir / stream / f"{segment:08d}")
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = (_SEQ_FILE.fullmatch(n) for n in names)
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def exists(self, stream: str, seq: int) -> bool:
+        return os.path.lexists(self.event_path(stream, seq))
+
+    def oldest_seq(self, stream: str) -> int | None:
+        for segment in self.segments(stream):
+            seqs = self.seqs_in_segment(stream, segment)
+            if seqs:
+                return seqs[0]
+        return None
+
+    def newest_seq(self, stream: str) -> int:
+        """Highest seq of *stream*: the newest listed, then probed upward by name.
+
+        Listings lag on network volumes; an open by name does not, so the probe finds what the
+        listing has not caught up with yet.
+        """
+        newest = 0
+        for segment in reversed(self.segments(stream)):
+            seqs = self.seqs_in_segment(stream, segment)
+            if seqs:
+                newest = seqs[-1]
+                break
+        while self.exists(stream, newest + 1):
+            newest += 1
+        return newest
+
+    def head(self) -> Position:
+        return {stream: self.newest_seq(stream) for stream in self.streams()}
+
+    def watch_paths(self) -> list[Path]:
+        return [self.streams_dir]
+
+    def reader(
+        self,
+        position: Position,
+        *,
+        hole_timeout: float,
+        scan_interval: float,
+        on_gap: GapHandler | None = None,
+    ) -> Reader:
+        from .files_reader import FilesReader
+
+        return FilesReader(
+            self, position, hole_timeout=hole_timeout, scan_interval=scan_interval, on_gap=on_gap
+        )
+
+    # -- writing ------------------------------------------------------------------------
+
+    def append(self, stream: str, drafts: Sequence[Draft]) -> list[Event]:
+        if not drafts:
+            return []
+        # The lock is local: it serialises this machine's processes, which share the node's
+        # stream. Held across write+link so that a publisher that dies before linking leaves
+        # its seq free for the next one (no holes from crashes).
+        with self.local.lock(f"stream-{stream}"):
+            first = self._next_seq(stream)
+            try:
+                return self._write_batch(stream, first, drafts)
+            except _SeqTaken as taken:
+                if taken.index > 0:
+                    raise self._conflict(stream, taken.seq) from None
+                # Our counter was stale (a crash between link and counter update, or lost
+                # local state). Safe to resync only if no other machine owns the name.
+                self._check_owner(stream, taken.seq)
+                first = self._probe_free(stream, taken.seq)
+                try:
+                    return self._write_batch(stream, first, drafts)
+                except _SeqTaken as again:
+                    raise self._conflict(stream, again.seq) from None
+
+    def _next_seq(self, stream: str) -> int:
+        counter = self.local.read_counter(stream)
+        return (self.newest_seq(stream) if counter is None else counter) + 1
+
+    def _probe_free(self, stream: str, seq: int) -> int:
+        while self.exists(stream, seq):
+            seq += 1
+        return seq
+
+    def _write_batch(self, stream: str, first: int, drafts: Sequence[Draft]) -> list[Event]:
+        # Encode everything first: an oversized event fails the batch before any write.
+        blobs = [Event.encode(d, stream, first + i) for i, d in enumerate(drafts)]
+        for i, blob in enumerate(blobs):
+            if len(blob) > self.max_event_size:
+                raise InvalidEventError(
+                    f"event {i} of the batch (topic {drafts[i].topic!r}) is {len(blob)} bytes, "
+                    f"over the {self.max_event_size}-byte limit; send a smaller payload or a "
+                    "reference to it, or raise max_event_size on every node",
+                )
+        temps: list[Path] = []
+        linked = 0
+        try:
+            for blob in blobs:
+                temps.append(self.tmp_dir / unique_name(stream))
+                write_file(temps[-1], blob, fsync=self.fsync)
+            touched: set[Path] = set()
+            for i, tmp in enumerate(temps):
+                final = self.event_path(stream, first + i)
+                self._link(tmp, final, i)
+                linked += 1
+                touched.add(final.parent)
+            if self.fsync:
+                for directory in touched:
+                    fsync_dir(directory)
+        except OSError as exc:
+            raise PublishError(
+                exc.errno,
+                f"cannot write event to {self.root}: {exc.strerror} ({exc.filename}); "
+                "nothing was acknowledged; check space and permissions on the volume",
+            ) from exc
+        finally:
+            for tmp in temps[linked:]:
+                unlink_quietly(tmp)
+        self.local.write_counter(stream, first + len(drafts) - 1)
+        return [
+            Event(stream, first + i, d.topic, d.time, d.node, d.origin, json.loads(d.data_json))
+            for i, d in enumerate(drafts)
+        ]
+
+    def _link(self, tmp: Path, final: Path, index: int) -> None:
+        for _ in range(2):
+            try:
+                link_no_replace(tmp, final)
+                return
+            except FileExistsError:
+                raise _SeqTaken(index, int(final.stem)) from None
+            except FileNotFoundError:
+                # First event of a new segment (or stream): make its directory, then retry.
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if self.fsync:
+                    fsync_dir(final.parent.parent)
+        link_no_replace(tmp, final)
+
+    def _check_owner(self, stream: str, seq: int) -> None:
+        try:
+            claim(self, stream)
+        except NodeConflictError:
+            raise self._conflict(stream, seq) from None
+
+    def _conflict(self, stream: str, seq: int) -> NodeConflictError:
+        return NodeConflictError(
+            errno.EEXIST,
+            f"event {seq} of stream {stream!r} already exists and this machine did not write "
+            f"it: another machine publishes as node {stream!r}; give every machine its own "
+            "node name (--node / FSEVENTS_NODE)",
+            str(self.event_path(stream, seq)),
+        )
+
+    # -- heartbeats ---------------------------------------------------------------------
+
+    def write_heartbeat(self, node: str, doc: dict[str, Any]) -> None:
+        replace_atomic(
+            self.nodes_dir / f"{node}.json",
+            json.dumps(doc).encode(),
+            fsync=False,
+            tmp_dir=self.tmp_dir,
+        )
+
+    def read_heartbeat(self, node: str) -> dict[str, Any] | None:
+        try:
+            doc = json.loads((self.nodes_dir / f"{node}.json").read_bytes())
+        except (OSError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+
+class _SeqTaken(Exception):
+    def __init__(self, index: int, seq: int) -> None:
+        self.index = index
+        self.seq = seq

@@ -1,0 +1,100 @@
+"""One "look now" signal from two sources: a file watcher and the poll timer.
+
+The watcher is only a fast path. inotify never sees writes made by another NFS/sshfs client,
+and a watch can miss events, so the periodic scan is what guarantees delivery; a watcher
+event merely cuts the wait short. A missed or duplicated watcher event is therefore harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+logger = logging.getLogger(__name__)
+
+# Only new names matter. Opens and closes (our own reads) must not wake us, or every scan
+# would trigger the next one.
+_WAKE_ON: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+]
+
+
+class _Nudge(FileSystemEventHandler):
+    def __init__(self, waker: Waker) -> None:
+        self._waker = waker
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            self._waker.saw_new_directory = True
+        self._waker.wake()
+
+
+class Waker:
+    """Wait until a watched path changes or *poll_interval* passes, whichever is first."""
+
+    def __init__(self, paths: Sequence[Path], *, poll_interval: float, watch: bool = True) -> None:
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
+        self.poll_interval = poll_interval
+        self._flag = threading.Event()
+        #: Set when a directory appeared (a new stream or segment): worth a listing now.
+        self.saw_new_directory = False
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self.watching = False
+        if watch:
+            self._start_observer(paths)
+
+    def _start_observer(self, paths: Sequence[Path]) -> None:
+        observer = Observer()
+        observer.daemon = True
+        handler = _Nudge(self)
+        try:
+            for path in paths:
+                observer.schedule(handler, str(path), recursive=True, event_filter=_WAKE_ON)
+            observer.start()
+        except OSError as exc:
+            # e.g. inotify watch limit reached: polling alone still delivers everything.
+            logger.warning("file watcher unavailable (%s); relying on polling alone", exc)
+            observer.unschedule_all()
+            return
+        self._observer = observer
+        self.watching = True
+
+    def wake(self) -> None:
+        """Make the current or next wait return at once."""
+        self._flag.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until woken or the poll interval (or *timeout*) passes; True if woken."""
+        woken = self._flag.wait(self.poll_interval if timeout is None else timeout)
+        self._flag.clear()
+        return woken
+
+    def close(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        self.watching = False
+        self._flag.set()
+
+    def __enter__(self) -> Waker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
