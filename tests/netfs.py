@@ -233,6 +233,8 @@ class SshfsHarness:
                 self._sshd = subprocess.Popen(
                     [SSHD, "-D", "-e", "-f", str(config), "-p", str(self.port)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    # Own process group: stop() also ends per-connection sshd children.
+                    start_new_session=True,
                 )  # fmt: skip
             deadline = time.monotonic() + self.timeout
             while self._sshd.poll() is None and time.monotonic() < deadline:
@@ -295,6 +297,7 @@ class SshfsHarness:
     def unmount(self, which: str) -> None:
         """Make mount ``which`` vanish (never raises when it is already gone)."""
         path = self.mount_point(which)
+        lazy = False
         if is_sshfs_mounted(path):
             fusermount = _fusermount() or "fusermount"
             for cmd in ([fusermount, "-u", str(path)], [fusermount, "-uz", str(path)],
@@ -303,11 +306,14 @@ class SshfsHarness:
                     subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
                 if not is_sshfs_mounted(path):
                     break
-        # sshfs -f exits once unmounted; kill it if it does not.
+                lazy = True
+        # sshfs -f exits once unmounted. After a lazy unmount of a busy mount it would live
+        # until the last open file closes: kill it, so open files fail with ENOTCONN (as
+        # when a server goes away) instead of keeping the connection.
         proc = self._sshfs.get(which)
         if proc is not None:
             try:
-                proc.wait(5)
+                proc.wait(0 if lazy else 5)
             except subprocess.TimeoutExpired:
                 _terminate(proc)
         self._sshfs[which] = None
@@ -333,10 +339,11 @@ class SshfsHarness:
         if self.tmp is None:
             return
         for which in ("a", "b"):
-            try:
+            with contextlib.suppress(Exception):  # stop() must go on whatever happens
                 self.unmount(which)
-            except Exception:  # noqa: BLE001 - stop() must go on whatever happens
-                pass
+        if self._sshd is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(self._sshd.pid, signal.SIGTERM)
         _terminate(self._sshd)
         self._sshd = None
         if any(is_sshfs_mounted(self.mount_point(w)) for w in ("a", "b")):
