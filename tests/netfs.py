@@ -117,6 +117,14 @@ def _sshd_answers(port: int) -> bool:
         return False
 
 
+def _children(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def _terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -342,8 +350,13 @@ class SshfsHarness:
             with contextlib.suppress(Exception):  # stop() must go on whatever happens
                 self.unmount(which)
         if self._sshd is not None:
+            # Let the per-connection sshd children end with their sshfs clients, so the
+            # listener reaps them (killed first, they would linger as zombies of init).
+            pid = self._sshd.pid
+            with contextlib.suppress(TimeoutError):
+                wait_for(lambda: not _children(pid), 5.0, what="sshd sessions to end")
             with contextlib.suppress(OSError):
-                os.killpg(self._sshd.pid, signal.SIGTERM)
+                os.killpg(pid, signal.SIGTERM)
         _terminate(self._sshd)
         self._sshd = None
         if any(is_sshfs_mounted(self.mount_point(w)) for w in ("a", "b")):
