@@ -1,0 +1,55 @@
+"""Starting node processes and waiting on their reports, with deadlines (no fixed sleeps)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from netfs import wait_for
+
+WORKERS = str(Path(__file__).with_name("workers.py"))
+
+__all__ = ["fsevents_cli", "read_lines", "read_records", "start_worker", "wait_for", "wait_lines"]
+
+
+def start_worker(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, WORKERS, *args],
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def fsevents_cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
+                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fsevents", *args],
+        env={**os.environ, **(env or {})},
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    # A SIGKILLed writer may leave a final partial line; only whole lines count.
+    return text.split("\n")[:-1]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in read_lines(path)]
+
+
+def wait_lines(path: Path, count: int, timeout: float) -> list[str]:
+    wait_for(lambda: len(read_lines(path)) >= count, timeout, 0.05,
+             f"{count} lines in {path} (have {len(read_lines(path))})")
+    return read_lines(path)

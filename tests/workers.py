@@ -1,0 +1,99 @@
+"""Node processes for multi-process tests: ``python tests/workers.py ROLE ...``.
+
+Each role is a separate Python process, as a node of a farm would be. They report through
+files (one line per event, flushed) so that a SIGKILL loses nothing the test relies on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import fsevents
+
+
+def _append(out: Path, line: str) -> None:
+    with open(out, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def publish(args: argparse.Namespace) -> int:
+    """Publish COUNT events; record each id in ACKS once publish() has returned."""
+    bus = fsevents.Bus(args.root, node=args.node, poll_interval=args.poll_interval)
+    if args.start_file:
+        while not Path(args.start_file).exists():
+            time.sleep(0.01)
+    for i in range(args.count):
+        event = bus.publish(args.topic, {"i": i, "pid": os.getpid()})
+        if args.acks:
+            _append(Path(args.acks), event.id)
+    bus.close()
+    return 0
+
+
+def follow(args: argparse.Namespace) -> int:
+    """Record every event received; exit 0 after EXPECTED events (or run until killed)."""
+    done = threading.Event()
+    count = 0
+
+    def on_event(event: fsevents.Event) -> None:
+        nonlocal count
+        _append(Path(args.out), json.dumps({"id": event.id, "stream": event.stream,
+                                            "seq": event.seq, "data": event.data}))
+        count += 1
+        if args.expected and count >= args.expected:
+            done.set()
+
+    bus = fsevents.Bus(
+        args.root,
+        node=args.node,
+        consumer=args.consumer,
+        poll_interval=args.poll_interval,
+        watch=not args.no_watch,
+        start=args.start,
+    )
+    bus.subscribe("*", on_event)
+    with bus:
+        if args.ready:
+            Path(args.ready).write_text(str(os.getpid()))
+        done.wait(args.timeout)
+    return 0 if done.is_set() or not args.expected else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="role", required=True)
+    p = sub.add_parser("publish")
+    p.add_argument("root")
+    p.add_argument("node")
+    p.add_argument("count", type=int)
+    p.add_argument("--topic", default="test.event")
+    p.add_argument("--acks")
+    p.add_argument("--start-file")
+    p.add_argument("--poll-interval", type=float, default=0.1)
+    p.set_defaults(run=publish)
+    f = sub.add_parser("follow")
+    f.add_argument("root")
+    f.add_argument("node")
+    f.add_argument("out")
+    f.add_argument("--expected", type=int, default=0)
+    f.add_argument("--consumer")
+    f.add_argument("--start", default="now")
+    f.add_argument("--ready")
+    f.add_argument("--no-watch", action="store_true")
+    f.add_argument("--poll-interval", type=float, default=0.1)
+    f.add_argument("--timeout", type=float, default=120.0)
+    f.set_defaults(run=follow)
+    args = parser.parse_args()
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
