@@ -33,13 +33,20 @@ class Inbox:
         return [e.id for e in self.events]
 
 
-def write_raw(store: FilesStore, stream: str, seq: int, data: Any = None,
-              topic: str = "raw.event", content: bytes | None = None) -> Path:
+def write_raw(
+    store: FilesStore,
+    stream: str,
+    seq: int,
+    data: Any = None,
+    topic: str = "raw.event",
+    content: bytes | None = None,
+) -> Path:
     """Put an event file in place by hand, as another (maybe broken) node would."""
     path = store.event_path(stream, seq)
     path.parent.mkdir(parents=True, exist_ok=True)
     if content is None:
-        content = Event.encode(Draft(topic, encode_data(data), 1.0, stream, f"{stream}:1:x"),
-                               stream, seq)
+        content = Event.encode(
+            Draft(topic, encode_data(data), 1.0, stream, f"{stream}:1:x"), stream, seq
+        )
     path.write_bytes(content)
     return path

@@ -24,8 +24,9 @@ def start_worker(*args: str, env: dict[str, str] | None = None) -> subprocess.Po
     )
 
 
-def fsevents_cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
-                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def fsevents_cli(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fsevents", *args],
         env={**os.environ, **(env or {})},
@@ -50,6 +51,10 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 
 def wait_lines(path: Path, count: int, timeout: float) -> list[str]:
-    wait_for(lambda: len(read_lines(path)) >= count, timeout, 0.05,
-             f"{count} lines in {path} (have {len(read_lines(path))})")
+    wait_for(
+        lambda: len(read_lines(path)) >= count,
+        timeout,
+        0.05,
+        f"{count} lines in {path} (have {len(read_lines(path))})",
+    )
     return read_lines(path)

@@ -120,9 +120,11 @@ def test_durable_consumer_resumes_after_stop(root: Path) -> None:
 
 
 def test_a_durable_consumer_runs_in_one_process_at_a_time(root: Path) -> None:
-    with Bus(root, node="sub", consumer="indexer", **FAST):
-        with pytest.raises(ConsumerBusyError, match="in use by another process"):
-            Bus(root, node="sub", consumer="indexer", **FAST)
+    with (
+        Bus(root, node="sub", consumer="indexer", **FAST),
+        pytest.raises(ConsumerBusyError, match="in use by another process"),
+    ):
+        Bus(root, node="sub", consumer="indexer", **FAST)
     Bus(root, node="sub", consumer="indexer", **FAST).close()  # free again once stopped
 
 

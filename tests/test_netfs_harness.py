@@ -19,10 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from netfs import SharedDirs, SshfsHarness, is_sshfs_mounted, shared_dirs, sshfs, wait_for
-
-# Fixtures come from netfs; once tests/conftest.py imports them this line can go.
-_FIXTURES = (sshfs, shared_dirs)
+from netfs import SharedDirs, SshfsHarness, is_sshfs_mounted, wait_for
 
 PROMPT = 5.0  # seconds: "at once" for an open by name, with room for a slow CI machine
 

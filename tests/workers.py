@@ -45,8 +45,12 @@ def follow(args: argparse.Namespace) -> int:
 
     def on_event(event: fsevents.Event) -> None:
         nonlocal count
-        _append(Path(args.out), json.dumps({"id": event.id, "stream": event.stream,
-                                            "seq": event.seq, "data": event.data}))
+        _append(
+            Path(args.out),
+            json.dumps(
+                {"id": event.id, "stream": event.stream, "seq": event.seq, "data": event.data}
+            ),
+        )
         count += 1
         if args.expected and count >= args.expected:
             done.set()
