@@ -39,3 +39,13 @@ def no_leaked_threads() -> Iterator[None]:
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     return tmp_path / "shared"
+
+
+#: Every store the contract tests run against; a new store is added here.
+STORES = ["files"]
+
+
+@pytest.fixture(params=STORES)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh target string for each store kind (what users pass as --root)."""
+    return str(tmp_path / "shared")
