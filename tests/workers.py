@@ -52,6 +52,8 @@ def follow(args: argparse.Namespace) -> int:
             ),
         )
         count += 1
+        if args.handler_delay:
+            time.sleep(args.handler_delay)  # a slow handler, so a SIGKILL lands mid-batch
         if args.expected and count >= args.expected:
             done.set()
 
@@ -62,6 +64,7 @@ def follow(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         watch=not args.no_watch,
         start=args.start,
+        batch_size=args.batch_size,
     )
     bus.subscribe("*", on_event)
     with bus:
@@ -94,6 +97,8 @@ def main() -> int:
     f.add_argument("--no-watch", action="store_true")
     f.add_argument("--poll-interval", type=float, default=0.1)
     f.add_argument("--timeout", type=float, default=120.0)
+    f.add_argument("--batch-size", type=int, default=1000)
+    f.add_argument("--handler-delay", type=float, default=0.0)
     f.set_defaults(run=follow)
     args = parser.parse_args()
     return int(args.run(args))

@@ -79,22 +79,30 @@ class FilesReader(Reader):
 
     def poll(self, limit: int) -> list[Event]:
         now = self._clock()
-        extra: list[Event] = []
-        if now >= self._next_scan:
-            extra = self._scan(now)
+        scan_due = now >= self._next_scan
+        if scan_due:
+            self._discover_streams()
+        events = self._read_streams(list(self._pos), limit, now)
+        if scan_due:
             self._next_scan = now + self._scan_interval
+            jumped = [s for s in list(self._stalled) if self._look_past(s, now)]
+            events += self._read_streams(jumped, limit - len(events), now)
+            events += self._probe_late(now)
+        return events
+
+    def _read_streams(self, streams: list[str], limit: int, now: float) -> list[Event]:
         per_stream = []
-        budget = max(limit - len(extra), 1)
-        for stream in list(self._pos):
+        budget = limit
+        for stream in streams:
+            if budget <= 0:
+                break
             events = self._read_stream(stream, budget, now)
             if events:
                 per_stream.append(events)
-                budget = max(budget - len(events), 0)
-                if budget == 0:
-                    break
+                budget -= len(events)
         # Merge streams roughly by publish time; heapq.merge keeps each stream's own order
         # whatever the clocks say, and completeness never depends on them.
-        return extra + list(heapq.merge(*per_stream, key=lambda e: e.time))
+        return list(heapq.merge(*per_stream, key=lambda e: e.time))
 
     # -- steady state ---------------------------------------------------------------------
 
@@ -173,20 +181,21 @@ class FilesReader(Reader):
 
     # -- the periodic scan --------------------------------------------------------------
 
-    def _scan(self, now: float) -> list[Event]:
+    def _discover_streams(self) -> None:
         store = self._store
         for stream in store.streams():
             if stream not in self._pos:
                 # New to us: everything it holds was published after we started following.
                 oldest = store.oldest_seq(stream)
                 self._pos[stream] = (oldest - 1) if oldest else 0
-        for stream in list(self._stalled):
-            if stream not in self._holes:
-                self._look_past(stream, now)
-        return self._probe_late(now)
 
-    def _look_past(self, stream: str, now: float) -> None:
-        """A stalled stream: is its next seq missing while later ones exist?"""
+    def _look_past(self, stream: str, now: float) -> bool:
+        """A stalled stream: is its next seq missing while later ones exist?
+
+        Records a hole to wait for, or, for a gap, moves the position past it and returns True.
+        """
+        if stream in self._holes:
+            return False
         store = self._store
         nxt = self._pos[stream] + 1
         later = next((s for s in (nxt + 1, nxt + 2) if store.exists(stream, s)), None)
@@ -199,7 +208,7 @@ class FilesReader(Reader):
                 if later is not None:
                     break
         if later is None:
-            return  # simply caught up
+            return False  # simply caught up
         oldest = store.oldest_seq(stream)
         if oldest is not None and oldest >= later:
             gap = Gap(stream, nxt, later)
@@ -209,8 +218,9 @@ class FilesReader(Reader):
             self._stalled.discard(stream)
             if self.on_gap is not None:
                 self.on_gap(gap)
-            return
+            return True
         self._holes[stream] = _Hole(nxt, later, now)
+        return False
 
     def _probe_late(self, now: float) -> list[Event]:
         found: list[Event] = []
