@@ -7,6 +7,7 @@ import os
 import secrets
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -112,9 +113,10 @@ class Bus:
             self._position = self._resolve_start(start)
         self._dispatcher = Dispatcher(
             retries=handler_retries if consumer else 0,
-            wait=self._stopping.wait,
+            wait=lambda seconds: self._stopping.wait(seconds),
             on_failure=self._record_failure if consumer else None,
         )
+        _live_buses.add(self)
 
     def __repr__(self) -> str:
         return f"<Bus node={self.node!r} store={self.store!r}>"
@@ -211,7 +213,11 @@ class Bus:
     # -- the follower thread --------------------------------------------------------------
 
     def start(self) -> Bus:
-        """Start the follower thread (idempotent). Handlers run on it, in order."""
+        """Start the follower thread (idempotent). Handlers run on it, in order.
+
+        In a process forked from one where this Bus ran, this starts a new follower at the
+        parent's position: nothing started before a fork is reused after it.
+        """
         if self._thread is not None:
             return self
         nodes.claim(self.store, self.node, clock=self._clock)
@@ -255,6 +261,25 @@ class Bus:
         """Look for new events now instead of at the next poll."""
         if self._waker is not None:
             self._waker.wake()
+
+    def _forget_threads_after_fork(self) -> None:
+        """In a forked child: the follower and watcher threads were not copied; drop them.
+
+        fork() copies only the calling thread, so the child holds Thread and observer objects
+        whose threads do not exist, and locks that one of them may have held at the instant
+        of the fork. Keep the position (the child resumes where the parent was, so it misses
+        nothing) and let the next ``start()`` build everything anew in this process.
+        """
+        self._stopping = threading.Event()
+        self._dispatcher.after_fork()
+        if self._thread is None:
+            return
+        self._position = self.position
+        self._thread = self._waker = self._reader = None
+        if self._cursor is not None:
+            # The parent still holds this consumer: a fresh lock object makes start() in the
+            # child fail with ConsumerBusyError instead of sharing the inherited lock.
+            self._cursor = self.store.local.cursor(self._cursor.consumer)
 
     def _run(self) -> None:
         assert self._waker is not None and self._reader is not None
@@ -355,6 +380,19 @@ class Bus:
             )
         except OSError as exc:
             logger.warning("cannot write the heartbeat of node %r: %s", self.node, exc)
+
+
+# Every Bus of this process, so that a fork can reset them (gunicorn forks its workers
+# after importing the app when --preload is given).
+_live_buses: weakref.WeakSet[Bus] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for bus in list(_live_buses):
+        bus._forget_threads_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_positive(**values: float) -> None:
