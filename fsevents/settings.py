@@ -167,9 +167,15 @@ class SharedSettings:
             newest = self.newest_version()
             if newest <= self._version:
                 return False
-            value = self._read(newest)
-            self._apply(newest, self._value if value is _UNREADABLE else value)
-            return value is not _UNREADABLE
+            # Newest readable version first; an unreadable one still counts as taken, so the
+            # version number moves to *newest* and the next update goes past it.
+            for version in range(newest, self._version, -1):
+                value = self._read(version)
+                if value is not _UNREADABLE:
+                    self._apply(newest, value)
+                    return True
+            self._apply(newest, self._value)
+            return False
 
     def _newest_listed(self) -> int:
         try:
