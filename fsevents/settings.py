@@ -137,8 +137,9 @@ class SharedSettings:
         except FileExistsError:
             raise SettingsConflictError(
                 f"settings {self.name!r} version {version} was written by another process "
-                f"first ({path}); nothing was overwritten: reload (refresh()) and apply your "
-                "change again, or use modify() which does both"
+                f"first ({path}); nothing was overwritten: read the newest version and apply "
+                "your change again (SharedSettings.modify() does both; on the command line, "
+                "omit --expected-version)"
             ) from None
         finally:
             unlink_quietly(tmp)
