@@ -7,7 +7,6 @@ import os
 import secrets
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import platformdirs
 
-from . import nodes
+from . import _forksafe, nodes
 from ._version import __version__
 from .cursor import DurableCursor, Position, validate_position
 from .event import (
@@ -116,7 +115,7 @@ class Bus:
             wait=lambda seconds: self._stopping.wait(seconds),
             on_failure=self._record_failure if consumer else None,
         )
-        _live_buses.add(self)
+        _forksafe.track(self)
 
     def __repr__(self) -> str:
         return f"<Bus node={self.node!r} store={self.store!r}>"
@@ -262,7 +261,7 @@ class Bus:
         if self._waker is not None:
             self._waker.wake()
 
-    def _forget_threads_after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """In a forked child: the follower and watcher threads were not copied; drop them.
 
         fork() copies only the calling thread, so the child holds Thread and observer objects
@@ -380,19 +379,6 @@ class Bus:
             )
         except OSError as exc:
             logger.warning("cannot write the heartbeat of node %r: %s", self.node, exc)
-
-
-# Every Bus of this process, so that a fork can reset them (gunicorn forks its workers
-# after importing the app when --preload is given).
-_live_buses: weakref.WeakSet[Bus] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for bus in list(_live_buses):
-        bus._forget_threads_after_fork()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _check_positive(**values: float) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import _forksafe
 from ._fs import fsync_dir, link_no_replace, unique_name, unlink_quietly, write_file
 from .bus import Bus
 from .errors import InvalidEventError, SettingsConflictError, UnsupportedStoreError
@@ -62,9 +63,15 @@ class SharedSettings:
         self._callbacks: list[ChangeCallback] = []
         self._version = 0
         self._value: Any = copy.deepcopy(default)
-        self.refresh()
+        _forksafe.track(self)
+        # Subscribe before reading: a version written in between is then announced to us
+        # rather than missed (applying a version twice is harmless, versions only go up).
         bus.subscribe(SETTINGS_TOPIC, self._received)
         bus.on_gap(self._gap)
+        self.refresh()
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()  # may have been held by the parent's follower
 
     def __repr__(self) -> str:
         return f"<SharedSettings {self.name!r} version={self._version}>"

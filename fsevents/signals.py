@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from . import _forksafe
 from .bus import Bus
 from .errors import InvalidEventError
 from .event import Event
@@ -142,6 +143,10 @@ class Signals:
         self._reset: list[Callable[[], object]] = []
         bus.subscribe(topic, self._received)
         bus.on_gap(self._gap)
+        _forksafe.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()  # may have been held by the parent's follower
 
     def attach(self, cache: C, *, lock: AbstractContextManager[Any] | None = None) -> C:
         """Evict keys from *cache* when they are triggered; returns *cache*.

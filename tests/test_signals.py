@@ -133,7 +133,7 @@ def test_a_gap_clears_every_attached_cache(root: Path) -> None:
     store = fsevents.FilesStore(root)
     for event in events[:2]:  # retention removed them before the late reader saw them
         store.event_path(event.stream, event.seq).unlink()
-    late = Bus(root, node="b", start={"a": 0}, poll_interval=0.05)
+    late = Bus(root, node="b", start={"a": 0}, poll_interval=0.05, scan_interval=0.1)
     signals = Signals(late)
     cache = signals.attach({"unrelated": 1, "k0": 2})
     resets: list[bool] = []
