@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .bus import Bus
+from .errors import FseventsError
 from .status import DEFAULT_RECENT_EVENTS, collect, render_html
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_STATUS_PATH = "/_fsevents"
+DEFAULT_START_RETRY = 10.0
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -32,6 +35,10 @@ class FseventsMiddleware:
     ``<status_path>.json`` (or ``Accept: application/json``) with JSON: this node, the known
     nodes with last-seen time and lag, and the *recent_events* newest events. The page shows
     node names, hosts and event payloads: mount it only where operators can reach it.
+
+    If the Bus cannot start (the volume is not mounted, a node-name conflict), requests are
+    still served, the error is logged, and starting is retried after *start_retry* seconds:
+    a shared-volume hiccup must not take the site down.
     """
 
     def __init__(
@@ -41,6 +48,7 @@ class FseventsMiddleware:
         *,
         status_path: str | None = None,
         recent_events: int = DEFAULT_RECENT_EVENTS,
+        start_retry: float = DEFAULT_START_RETRY,
     ) -> None:
         if status_path is not None and not status_path.startswith("/"):
             raise ValueError(f"status_path must start with '/', got {status_path!r}")
@@ -49,9 +57,11 @@ class FseventsMiddleware:
         self.app, self.bus = app, bus
         self.status_path = (status_path.rstrip("/") or "/") if status_path else None
         self.recent_events = recent_events
+        self.start_retry = start_retry
+        self._next_start = 0.0
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        self.bus.start()  # idempotent; in a freshly forked worker it starts the follower
+        self._ensure_started()
         path = environ.get("PATH_INFO") or "/"
         if self.status_path is not None and path in (self.status_path, self.status_path + ".json"):
             wants_json = path.endswith(".json") or "application/json" in environ.get(
@@ -59,6 +69,21 @@ class FseventsMiddleware:
             )
             return self._status(start_response, wants_json)
         return self.app(environ, start_response)
+
+    def _ensure_started(self) -> None:
+        if time.monotonic() < self._next_start:
+            return
+        try:
+            self.bus.start()  # idempotent; in a freshly forked worker it starts the follower
+        except (FseventsError, OSError) as exc:
+            self._next_start = time.monotonic() + self.start_retry
+            logger.error(
+                "cannot start the fsevents Bus of node %r (%s); serving requests without it "
+                "(caches and settings are not kept in sync) and retrying in %.0fs",
+                self.bus.node,
+                exc,
+                self.start_retry,
+            )
 
     def _status(self, start_response: StartResponse, wants_json: bool) -> list[bytes]:
         doc = collect(self.bus, recent=self.recent_events)

@@ -10,7 +10,7 @@ from wsgiref.util import setup_testing_defaults
 import pytest
 from procs import read_lines, start_worker, wait_lines
 
-from fsevents import Bus, FseventsMiddleware, init_flask
+from fsevents import Bus, FseventsMiddleware, RootError, init_flask
 
 
 def call(app: Any, path: str, **environ: str) -> tuple[str, dict[str, str], bytes]:
@@ -62,6 +62,22 @@ def test_the_status_page_in_json_and_html(root: Path) -> None:
     assert "web1 (this node)" in text and "web2" in text and "cache.invalidate" in text
     assert "<script>" not in text and "&lt;script&gt;" in text  # payloads are escaped
     bus.close()
+
+
+def test_requests_are_served_when_the_bus_cannot_start(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[int] = []
+
+    def unmounted() -> Bus:
+        attempts.append(1)
+        raise RootError("the shared volume is not mounted")
+
+    monkeypatch.setattr(bus, "start", unmounted)
+    app = FseventsMiddleware(hello, bus, start_retry=3600)
+    assert call(app, "/")[2] == b"hello" and call(app, "/")[2] == b"hello"
+    assert attempts == [1]  # retried after start_retry, not on every request
+    assert "cannot start the fsevents Bus" in caplog.text
 
 
 def test_options_are_checked(bus: Bus) -> None:
