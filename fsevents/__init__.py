@@ -13,25 +13,39 @@ from .errors import (
     NodeConflictError,
     PublishError,
     RootError,
+    SettingsConflictError,
+    UnsupportedStoreError,
 )
 from .event import Event
+from .features import Features
+from .settings import SharedSettings
+from .signals import Signals, signal_key
 from .stores import FilesStore, Gap, Store, open_store
+from .wsgi import FseventsMiddleware, init_flask
 
 __all__ = [
     "Bus",
     "ConsumerBusyError",
     "CorruptEventError",
     "Event",
+    "Features",
     "FilesStore",
     "FseventsError",
+    "FseventsMiddleware",
     "Gap",
     "InvalidEventError",
     "NodeConflictError",
     "Position",
     "PublishError",
     "RootError",
+    "SettingsConflictError",
+    "SharedSettings",
+    "Signals",
     "Store",
+    "UnsupportedStoreError",
     "__version__",
     "default_root",
+    "init_flask",
     "open_store",
+    "signal_key",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import platformdirs
 
-from . import nodes
+from . import _forksafe, nodes
 from ._version import __version__
 from .cursor import DurableCursor, Position, validate_position
 from .event import (
@@ -112,9 +112,10 @@ class Bus:
             self._position = self._resolve_start(start)
         self._dispatcher = Dispatcher(
             retries=handler_retries if consumer else 0,
-            wait=self._stopping.wait,
+            wait=lambda seconds: self._stopping.wait(seconds),
             on_failure=self._record_failure if consumer else None,
         )
+        _forksafe.track(self)
 
     def __repr__(self) -> str:
         return f"<Bus node={self.node!r} store={self.store!r}>"
@@ -211,7 +212,11 @@ class Bus:
     # -- the follower thread --------------------------------------------------------------
 
     def start(self) -> Bus:
-        """Start the follower thread (idempotent). Handlers run on it, in order."""
+        """Start the follower thread (idempotent). Handlers run on it, in order.
+
+        In a process forked from one where this Bus ran, this starts a new follower at the
+        parent's position: nothing started before a fork is reused after it.
+        """
         if self._thread is not None:
             return self
         nodes.claim(self.store, self.node, clock=self._clock)
@@ -255,6 +260,25 @@ class Bus:
         """Look for new events now instead of at the next poll."""
         if self._waker is not None:
             self._waker.wake()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the follower and watcher threads were not copied; drop them.
+
+        fork() copies only the calling thread, so the child holds Thread and observer objects
+        whose threads do not exist, and locks that one of them may have held at the instant
+        of the fork. Keep the position (the child resumes where the parent was, so it misses
+        nothing) and let the next ``start()`` build everything anew in this process.
+        """
+        self._stopping = threading.Event()
+        self._dispatcher.after_fork()
+        if self._thread is None:
+            return
+        self._position = self.position
+        self._thread = self._waker = self._reader = None
+        if self._cursor is not None:
+            # The parent still holds this consumer: a fresh lock object makes start() in the
+            # child fail with ConsumerBusyError instead of sharing the inherited lock.
+            self._cursor = self.store.local.cursor(self._cursor.consumer)
 
     def _run(self) -> None:
         assert self._waker is not None and self._reader is not None

@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for a missing event before skipping it (default 30)",
     )
     tail.set_defaults(run=cmd_tail)
+
+    from . import cli_settings
+
+    cli_settings.register(sub, common)
     return parser
 
 

@@ -34,3 +34,11 @@ class ConsumerBusyError(FseventsError, RuntimeError):
 
 class CorruptEventError(FseventsError, ValueError):
     """A file on the volume is not a valid event; the follower skips it and counts it."""
+
+
+class SettingsConflictError(FseventsError, FileExistsError):
+    """Another process wrote the same settings version first; nothing was overwritten."""
+
+
+class UnsupportedStoreError(FseventsError, TypeError):
+    """A store cannot provide what was asked (e.g. shared settings need a files store)."""

@@ -57,6 +57,10 @@ class Dispatcher:
         with self._lock:
             self._subs.append(Subscription(pattern, handler))
 
+    def after_fork(self) -> None:
+        """In a forked child: the lock may have been held by a thread that no longer exists."""
+        self._lock = threading.Lock()
+
     def remove(self, handler: Handler) -> None:
         with self._lock:
             self._subs = [s for s in self._subs if s.handler != handler]

@@ -74,6 +74,56 @@ def follow(args: argparse.Namespace) -> int:
     return 0 if done.is_set() or not args.expected else 1
 
 
+def signals(args: argparse.Namespace) -> int:
+    """Record every signal key this process runs; optionally trigger "from-<name>" once."""
+    bus = fsevents.Bus(args.root, node=args.node, poll_interval=args.poll_interval)
+    sigs = fsevents.Signals(bus)
+    done = threading.Event()
+    count = 0
+
+    @sigs.on_any
+    def record(key: str) -> None:
+        nonlocal count
+        _append(Path(args.out), key)
+        count += 1
+        if count >= args.expected:
+            done.set()
+
+    with bus:
+        Path(args.ready).write_text(str(os.getpid()))
+        if args.trigger_after:
+            while not Path(args.trigger_after).exists():
+                time.sleep(0.01)
+            sigs.trigger(f"from-{Path(args.out).stem}")
+        done.wait(args.timeout)
+    return 0 if done.is_set() else 1
+
+
+def fork(args: argparse.Namespace) -> int:
+    """Start a Bus, then fork: parent and child must each receive the next event.
+
+    Each records "<pid> <topic>" in OUT and "<pid>" in READY once its follower runs.
+    """
+    bus = fsevents.Bus(args.root, node=args.node, poll_interval=args.poll_interval)
+    got = threading.Event()
+
+    def record(event: fsevents.Event) -> None:
+        _append(Path(args.out), f"{os.getpid()} {event.topic}")
+        got.set()
+
+    bus.subscribe("*", record)
+    bus.start()  # the parent's follower runs before the fork, as in a preloading master
+    child = os.fork()
+    bus.start()  # in the child: a new follower; in the parent: already running
+    _append(Path(args.ready), str(os.getpid()))
+    received = got.wait(args.timeout)
+    if child == 0:
+        os._exit(0 if received else 1)
+    _, status = os.waitpid(child, 0)
+    bus.close()
+    return 0 if received and os.waitstatus_to_exitcode(status) == 0 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="role", required=True)
@@ -100,6 +150,24 @@ def main() -> int:
     f.add_argument("--batch-size", type=int, default=1000)
     f.add_argument("--handler-delay", type=float, default=0.0)
     f.set_defaults(run=follow)
+    s = sub.add_parser("signals")
+    s.add_argument("root")
+    s.add_argument("node")
+    s.add_argument("out")
+    s.add_argument("--ready", required=True)
+    s.add_argument("--expected", type=int, default=1)
+    s.add_argument("--trigger-after")
+    s.add_argument("--poll-interval", type=float, default=0.1)
+    s.add_argument("--timeout", type=float, default=60.0)
+    s.set_defaults(run=signals)
+    k = sub.add_parser("fork")
+    k.add_argument("root")
+    k.add_argument("node")
+    k.add_argument("out")
+    k.add_argument("ready")
+    k.add_argument("--poll-interval", type=float, default=0.1)
+    k.add_argument("--timeout", type=float, default=30.0)
+    k.set_defaults(run=fork)
     args = parser.parse_args()
     return int(args.run(args))
 
