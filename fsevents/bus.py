@@ -27,6 +27,7 @@ from .event import (
     validate_pattern,
     validate_topic,
 )
+from .signing import Keyring, load_keyring, resolve_key_file
 from .stores import Gap, Reader, Store, open_store
 from .subscriptions import Dispatcher, Handler, Interrupted
 from .waker import Waker
@@ -70,6 +71,7 @@ class Bus:
         batch_size: int = 1000,
         handler_retries: int = 3,
         on_gap: Callable[[Gap], object] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         _check_positive(
@@ -82,6 +84,9 @@ class Bus:
         if hole_timeout < 0 or handler_retries < 0:
             raise ValueError("hole_timeout and handler_retries must be >= 0")
         self.node = validate_name(node) if node is not None else nodes.default_node_name()
+        key_path = resolve_key_file(key_file)
+        #: With a key file: events are signed, and only verified events are delivered.
+        self.keyring: Keyring | None = load_keyring(key_path) if key_path else None
         if store is not None and root is not None:
             raise ValueError("pass either root or store, not both")
         self.store = store or open_store(
@@ -136,8 +141,9 @@ class Bus:
     def publish_many(self, items: Iterable[tuple[str, Any]]) -> list[Event]:
         """Write several events in order with one round of fsyncs."""
         now, origin = self._clock(), self.origin
+        key = self.keyring.signing_key if self.keyring else None
         drafts = [
-            Draft(validate_topic(topic), encode_data(data), now, self.node, origin)
+            Draft(validate_topic(topic), encode_data(data), now, self.node, origin, key)
             for topic, data in items
         ]
         if not self._claimed:
@@ -198,7 +204,7 @@ class Bus:
         ) as waker:
             while True:
                 for event in reader.poll(self.batch_size):
-                    if self._wanted(event) and topic_matches(topic, event.topic):
+                    if self._deliverable(event) and topic_matches(topic, event.topic):
                         yield event
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -287,7 +293,7 @@ class Bus:
             if not events:
                 return
             for event in events:
-                if self._wanted(event):
+                if self._deliverable(event):
                     self._dispatcher.dispatch(event)
             if self._cursor is not None:
                 self._cursor.save(reader.position)
@@ -301,8 +307,20 @@ class Bus:
             waker.saw_new_directory = False
             reader.request_scan()
 
-    def _wanted(self, event: Event) -> bool:
-        return self.receive_own or event.origin != self.origin
+    def _deliverable(self, event: Event) -> bool:
+        """Not our own (unless asked for), and signed with a key we hold (if we hold keys).
+
+        Checked here, before any handler, so that every store gets the same check.
+        """
+        if not self.receive_own and event.origin == self.origin:
+            return False
+        if self.keyring is not None:
+            why = self.keyring.rejection(event)
+            if why is not None:
+                logger.warning("rejecting event %s (topic %r): %s", event.id, event.topic, why)
+                self.counters["rejected_unverified"] += 1
+                return False
+        return True
 
     def _make_reader(self, position: Position) -> Reader:
         return self.store.reader(

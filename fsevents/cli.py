@@ -15,6 +15,7 @@ from .bus import ROOT_ENV, Bus, default_root
 from .errors import FseventsError
 from .event import Event
 from .nodes import NODE_ENV
+from .signing import KEY_FILE_ENV
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -35,6 +36,12 @@ def _common_options() -> argparse.ArgumentParser:
         "--state-dir",
         metavar="DIR",
         help="local state directory (default: $FSEVENTS_STATE_DIR, else per user)",
+    )
+    common.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help=f"farm key file: sign what is published, deliver only verified events "
+        f"(default: ${KEY_FILE_ENV}, else unsigned)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     common.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
@@ -146,7 +153,9 @@ def _non_negative_float(text: str) -> float:
 
 
 def _bus(args: argparse.Namespace, **options: Any) -> Bus:
-    return Bus(args.root, node=args.node, state_dir=args.state_dir, **options)
+    return Bus(
+        args.root, node=args.node, state_dir=args.state_dir, key_file=args.key_file, **options
+    )
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

@@ -34,3 +34,7 @@ class ConsumerBusyError(FseventsError, RuntimeError):
 
 class CorruptEventError(FseventsError, ValueError):
     """A file on the volume is not a valid event; the follower skips it and counts it."""
+
+
+class KeyFileError(FseventsError, ValueError):
+    """The farm key file for signed events is missing, unreadable or malformed."""
