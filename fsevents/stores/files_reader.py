@@ -38,7 +38,12 @@ _SKIPPED = object()
 # Errors that mean "not there (yet)": stale NFS handles during pruning, a segment dir that
 # a pruner removed between our checks.
 _ABSENT_ERRNOS = {errno.ENOENT, errno.ESTALE, errno.ENOTDIR}
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# O_NOFOLLOW: a symlink planted in a stream must not make us read another file.
+# O_NONBLOCK: opening a FIFO planted there would otherwise block until a writer appears,
+# hanging the follower; on regular files it changes nothing.
+_NOFOLLOW = (
+    getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 @dataclass(slots=True)
