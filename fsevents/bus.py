@@ -109,6 +109,8 @@ class Bus:
         self._origin_pid = -1
         self._origin = ""
         self.counters: Counter[str] = Counter()
+        self._outage_since: float | None = None
+        self._last_error: str | None = None
         self._cursor: DurableCursor | None = None
         if consumer is not None:
             self._cursor = self.store.local.cursor(validate_name(consumer, "consumer name"))
@@ -187,6 +189,22 @@ class Bus:
     def stats(self) -> dict[str, int]:
         reader = self._reader.counters if self._reader else Counter()
         return dict(self.counters + self._dispatcher.counters + reader)
+
+    def health(self) -> dict[str, Any]:
+        """Is the follower running and reaching the volume? For status pages and probes.
+
+        ``outage_since`` (unix time) and ``last_error`` are set while the follower cannot
+        read the store (volume unmounted, EIO, ...); it keeps retrying with backoff and
+        delivers everything published meanwhile once the volume is back.
+        """
+        running = self._thread is not None and self._thread.is_alive()
+        return {
+            "running": running,
+            "ok": running and self._outage_since is None,
+            "outage_since": self._outage_since,
+            "last_error": self._last_error,
+            "outages": self.counters["outages"],
+        }
 
     def follow(
         self, topic: str = "*", *, start: Start = "now", timeout: float | None = None
@@ -272,12 +290,18 @@ class Bus:
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_interval
+                if failures:
+                    self._recovered(failures)
                 failures = 0
             except Interrupted:
                 return
             except Exception as exc:  # the volume failed us: never die, back off and retry
                 failures += 1
                 delay = min(self.poll_interval * 2 ** min(failures, 6), 60.0)
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                if failures == 1:
+                    self._outage_since = self._clock()
+                    self.counters["outages"] += 1
                 log = logger.error if failures == 1 else logger.debug
                 log("follower of %s failed (%s); retrying in %.1fs", self.store, exc, delay)
                 self.counters["follower_errors"] += 1
@@ -286,6 +310,16 @@ class Bus:
                 continue
             self._waker.wait()
             self._scan_if_new_directory(self._waker, self._reader)
+
+    def _recovered(self, failures: int) -> None:
+        since = self._outage_since or self._clock()
+        logger.warning(
+            "follower of %s recovered after %.1fs (%d failed attempts); resuming where it stopped",
+            self.store,
+            self._clock() - since,
+            failures,
+        )
+        self._outage_since = None
 
     def _drain(self, reader: Reader) -> None:
         while not self._stopping.is_set():

@@ -38,3 +38,7 @@ class CorruptEventError(FseventsError, ValueError):
 
 class KeyFileError(FseventsError, ValueError):
     """The farm key file for signed events is missing, unreadable or malformed."""
+
+
+class VolumeUnavailableError(FseventsError, OSError):
+    """The store's volume is gone (unmounted, replaced, failing); followers wait and retry."""

@@ -30,7 +30,13 @@ from .._fs import (
     write_file,
 )
 from ..cursor import LocalState, Position, resolve_state_dir
-from ..errors import InvalidEventError, NodeConflictError, PublishError, RootError
+from ..errors import (
+    InvalidEventError,
+    NodeConflictError,
+    PublishError,
+    RootError,
+    VolumeUnavailableError,
+)
 from ..event import DEFAULT_MAX_EVENT_SIZE, NAME_RE, Draft, Event
 from ..nodes import claim
 from .base import GapHandler, Reader, Store
@@ -126,6 +132,27 @@ class FilesStore(Store):
                 f"{marker} lacks 'id' or 'segment_size'; it was not written by fsevents"
             )
         return meta
+
+    def check_root(self) -> None:
+        """Raise VolumeUnavailableError unless *root* still holds this store.
+
+        A network volume unmounted under a running node leaves its mount point as an empty
+        local directory: every probe then finds nothing, which looks like "no new events",
+        and a listing like "everything was pruned". The marker file tells them apart.
+        """
+        marker = self.root / "fsevents.json"
+        try:
+            meta = self._read_marker(marker)
+        except RootError as exc:
+            meta, why = None, str(exc)
+        else:
+            why = f"{marker} is missing" if meta is None else f"{marker} belongs to another root"
+        if meta is None or meta.get("id") != self.identity:
+            raise VolumeUnavailableError(
+                errno.ENOENT,
+                f"{why}: the volume holding {self.root} is unmounted or failing; remount it "
+                "(followers wait and resume where they stopped)",
+            )
 
     # -- layout -------------------------------------------------------------------------
 

@@ -83,9 +83,20 @@ class FilesReader(Reader):
         self._next_scan = float("-inf")
 
     def poll(self, limit: int) -> list[Event]:
+        try:
+            return self._poll(limit)
+        except OSError:
+            # The volume failed (EIO, ENOTCONN, ESTALE on the root...): make the retry check
+            # the root first, so an unmounted volume's empty mount point is not mistaken for
+            # "no new events" and the outage does not look over after one quiet poll.
+            self.request_scan()
+            raise
+
+    def _poll(self, limit: int) -> list[Event]:
         now = self._clock()
         scan_due = now >= self._next_scan
         if scan_due:
+            self._store.check_root()
             self._discover_streams()
         events = self._read_streams(list(self._pos), limit, now)
         if scan_due:
