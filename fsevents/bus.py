@@ -35,6 +35,7 @@ from .waker import Waker
 logger = logging.getLogger(__name__)
 
 ROOT_ENV = "FSEVENTS_ROOT"
+DEFAULT_TMP_MAX_AGE = 3600.0
 Start = str | Position
 
 
@@ -72,6 +73,9 @@ class Bus:
         handler_retries: int = 3,
         on_gap: Callable[[Gap], object] | None = None,
         key_file: str | os.PathLike[str] | None = None,
+        tmp_max_age: float = DEFAULT_TMP_MAX_AGE,
+        file_mode: int | None = None,
+        dir_mode: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         _check_positive(
@@ -80,6 +84,7 @@ class Bus:
             heartbeat_interval=heartbeat_interval,
             batch_size=batch_size,
             max_event_size=max_event_size,
+            tmp_max_age=tmp_max_age,
         )
         if hole_timeout < 0 or handler_retries < 0:
             raise ValueError("hole_timeout and handler_retries must be >= 0")
@@ -89,16 +94,20 @@ class Bus:
         self.keyring: Keyring | None = load_keyring(key_path) if key_path else None
         if store is not None and root is not None:
             raise ValueError("pass either root or store, not both")
+        # Passed only when given, so that stores without file modes (SQLite) accept the call.
+        modes = {k: v for k, v in (("file_mode", file_mode), ("dir_mode", dir_mode)) if v}
         self.store = store or open_store(
             root if root is not None else default_root(),
             state_dir=state_dir,
             fsync=fsync,
             max_event_size=max_event_size,
+            **modes,
         )
         self.poll_interval, self.scan_interval = poll_interval, scan_interval
         self.hole_timeout, self.watch = hole_timeout, watch
         self.receive_own, self.batch_size = receive_own, batch_size
         self.heartbeat_interval = heartbeat_interval
+        self.tmp_max_age = tmp_max_age
         self._clock = clock
         self._gap_handlers: list[Callable[[Gap], object]] = [on_gap] if on_gap else []
         self._stopping = threading.Event()
@@ -282,7 +291,7 @@ class Bus:
 
     def _run(self) -> None:
         assert self._waker is not None and self._reader is not None
-        next_beat = 0.0
+        next_beat = next_sweep = 0.0
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -290,6 +299,9 @@ class Bus:
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_interval
+                if time.monotonic() >= next_sweep:
+                    self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
+                    next_sweep = time.monotonic() + min(self.tmp_max_age, 600.0)
                 if failures:
                     self._recovered(failures)
                 failures = 0

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import secrets
 from pathlib import Path
 
 import pytest
 from helpers import Inbox, write_raw
-from procs import fsevents_cli
+from procs import fsevents_cli, wait_for
 
 from fsevents import Bus
 from fsevents.errors import KeyFileError
@@ -70,20 +71,18 @@ def test_unsigned_forged_and_tampered_events_are_rejected_and_counted(
         # tamper: change the payload of a validly signed file, keep its signature
         path = follower.store.event_path("web1", good.seq)  # type: ignore[attr-defined]
         doc = json.loads(path.read_bytes())
-        tampered_path = write_raw(
-            follower.store,  # type: ignore[arg-type]
-            "web1",
-            good.seq + 1,
-            content=json.dumps(
-                {**doc, "seq": good.seq + 1, "id": f"web1:{good.seq + 1}", "data": {"amount": 1e6}}
-            ).encode(),
-        )
+        tampered = {**doc, "seq": good.seq + 1, "id": f"web1:{good.seq + 1}", "data": 1e6}
+        staged = tmp_path / "tampered.json"  # whole or nothing, as a real writer would
+        staged.write_text(json.dumps(tampered))
+        tampered_path = path.with_name(f"{good.seq + 1:012d}.json")
+        os.replace(staged, tampered_path)
         signed.store.local.write_counter("web1", good.seq + 1)
         last = signed.publish("good.two")
         inbox.wait(2)
+        # the new streams of "unsigned" and "forger" are found by the next scan
+        wait_for(lambda: follower.stats().get("rejected_unverified") == 3, 10, what="3 rejects")
         assert [e.topic for e in inbox.events] == ["good.one", "good.two"]
     assert last.seq == good.seq + 2 and tampered_path.exists()
-    assert follower.stats()["rejected_unverified"] == 3
     messages = "\n".join(r.getMessage() for r in caplog.records)
     assert "evil.unsigned" in messages and "it is not signed" in messages
     assert "does not verify" in messages

@@ -22,11 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import (
+    check_modes,
     fsync_dir,
     link_no_replace,
+    make_dirs,
+    process_umask,
     replace_atomic,
+    sweep_temps,
     unique_name,
     unlink_quietly,
+    volume_advice,
     write_file,
 )
 from ..cursor import LocalState, Position, resolve_state_dir
@@ -45,6 +50,10 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1
 DEFAULT_SEGMENT_SIZE = 1000
+# Group-shareable: nodes that run as different users of one group can all write. The setgid
+# bit on directories makes what is created in them inherit the directory's group.
+DEFAULT_FILE_MODE = 0o664
+DEFAULT_DIR_MODE = 0o2775
 
 _SEQ_FILE = re.compile(r"(\d{1,18})\.json")
 _SEGMENT_DIR = re.compile(r"\d{1,15}")
@@ -61,9 +70,15 @@ class FilesStore(Store):
         fsync: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
+        file_mode: int = DEFAULT_FILE_MODE,
+        dir_mode: int = DEFAULT_DIR_MODE,
     ) -> None:
         self.root = Path(root).expanduser()
         self.fsync = fsync
+        self.file_mode, self.dir_mode = check_modes(file_mode, dir_mode)
+        umask = process_umask()
+        # fchmod only when the umask would narrow the mode: it costs a round trip on NFS.
+        self._exact_mode = umask is None or bool(umask & file_mode)
         self.max_event_size = max_event_size
         self.streams_dir = self.root / "streams"
         self.nodes_dir = self.root / "nodes"
@@ -84,7 +99,7 @@ class FilesStore(Store):
             raise RootError(f"{self.root} is not a directory; point --root at a directory")
         try:
             for path in (self.root, self.streams_dir, self.nodes_dir, self.tmp_dir):
-                path.mkdir(parents=True, exist_ok=True)
+                make_dirs(path, self.dir_mode)
         except OSError as exc:
             raise RootError(
                 f"cannot create {exc.filename or self.root}: {exc.strerror}; check that the "
@@ -101,7 +116,7 @@ class FilesStore(Store):
             }
             tmp = self.tmp_dir / unique_name("fsevents.json")
             try:
-                write_file(tmp, json.dumps(meta).encode(), fsync=True)
+                self._write_file(tmp, json.dumps(meta).encode(), fsync=True)
                 link_no_replace(tmp, marker)
             except FileExistsError:
                 os.unlink(tmp)  # another node created the root at the same moment: use theirs
@@ -276,7 +291,7 @@ class FilesStore(Store):
         try:
             for blob in blobs:
                 temps.append(self.tmp_dir / unique_name(stream))
-                write_file(temps[-1], blob, fsync=self.fsync)
+                self._write_file(temps[-1], blob, fsync=self.fsync)
             touched: set[Path] = set()
             for i, tmp in enumerate(temps):
                 final = self.event_path(stream, first + i)
@@ -290,7 +305,7 @@ class FilesStore(Store):
             raise PublishError(
                 exc.errno,
                 f"cannot write event to {self.root}: {exc.strerror} ({exc.filename}); "
-                "nothing was acknowledged; check space and permissions on the volume",
+                f"nothing was acknowledged; {volume_advice(exc.errno)}",
             ) from exc
         finally:
             for tmp in temps[linked:]:
@@ -310,7 +325,7 @@ class FilesStore(Store):
                 raise _SeqTaken(index, int(final.stem)) from None
             except FileNotFoundError:
                 # First event of a new segment (or stream): make its directory, then retry.
-                final.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(final.parent, self.dir_mode)
                 if self.fsync:
                     fsync_dir(final.parent.parent)
         link_no_replace(tmp, final)
@@ -330,6 +345,13 @@ class FilesStore(Store):
             str(self.event_path(stream, seq)),
         )
 
+    def _write_file(self, path: Path, data: bytes, *, fsync: bool) -> None:
+        write_file(path, data, fsync=fsync, mode=self.file_mode, exact_mode=self._exact_mode)
+
+    def sweep(self, max_age: float) -> int:
+        """Remove temp files older than *max_age* seconds (left by crashed writers)."""
+        return sweep_temps(self.tmp_dir, max_age)
+
     # -- heartbeats ---------------------------------------------------------------------
 
     def write_heartbeat(self, node: str, doc: dict[str, Any]) -> None:
@@ -338,6 +360,8 @@ class FilesStore(Store):
             json.dumps(doc).encode(),
             fsync=False,
             tmp_dir=self.tmp_dir,
+            mode=self.file_mode,
+            exact_mode=self._exact_mode,
         )
 
     def read_heartbeat(self, node: str) -> dict[str, Any] | None:
