@@ -31,9 +31,9 @@ def process_umask() -> int | None:
     Linux >= 4.7 shows it in /proc/self/status; elsewhere None (callers then chmod always).
     """
     try:
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+        with open("/proc/self/status", "rb") as fh:
             for line in fh:
-                if line.startswith("Umask:"):
+                if line.startswith(b"Umask:"):
                     return int(line.split()[1], 8)
     except (OSError, ValueError, IndexError):
         pass

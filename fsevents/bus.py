@@ -226,6 +226,7 @@ class Bus:
         validate_pattern(topic)
         reader = self._make_reader(self._resolve_start(start))
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
         with Waker(
             self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
         ) as waker:
