@@ -95,7 +95,9 @@ class Bus:
         if store is not None and root is not None:
             raise ValueError("pass either root or store, not both")
         # Passed only when given, so that stores without file modes (SQLite) accept the call.
-        modes = {k: v for k, v in (("file_mode", file_mode), ("dir_mode", dir_mode)) if v}
+        modes = {
+            k: v for k, v in (("file_mode", file_mode), ("dir_mode", dir_mode)) if v is not None
+        }
         self.store = store or open_store(
             root if root is not None else default_root(),
             state_dir=state_dir,

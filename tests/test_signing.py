@@ -41,17 +41,29 @@ def with_first(path: Path, kid: str) -> Path:
     return new
 
 
-def test_a_follower_with_the_key_delivers_signed_events(root: Path, tmp_path: Path) -> None:
+def test_a_follower_with_the_key_delivers_signed_events(target: str, tmp_path: Path) -> None:
     key = key_file(tmp_path, "k1")
-    publisher = Bus(root, node="web1", key_file=key)
+    publisher = Bus(target, node="web1", key_file=key)
     inbox = Inbox()
-    with Bus(root, node="reader", key_file=key, **FAST) as follower:
+    with Bus(target, node="reader", key_file=key, **FAST) as follower:
         follower.subscribe("*", inbox)
         publisher.publish("cache.invalidate", {"key": "products", "n": [1, 2.5, "é"]})
         [event] = inbox.wait(1)
     assert event.data == {"key": "products", "n": [1, 2.5, "é"]}
     assert event.kid == "k1" and event.sig is not None
     assert follower.stats().get("rejected_unverified", 0) == 0
+    publisher.close()
+
+
+def test_every_store_rejects_unsigned_and_foreign_key_events(target: str, tmp_path: Path) -> None:
+    key = key_file(tmp_path, "k1")
+    other = key_file(tmp_path, "k1", name="other.key")  # same key id, another secret
+    Bus(target, node="unsigned").publish("evil.unsigned")
+    Bus(target, node="forger", key_file=other).publish("evil.forged")
+    Bus(target, node="web1", key_file=key).publish("good")
+    reader = Bus(target, node="reader", key_file=key, **FAST)
+    assert [e.topic for e in reader.follow(start="beginning", timeout=0.3)] == ["good"]
+    assert reader.stats()["rejected_unverified"] == 2
 
 
 def test_unsigned_forged_and_tampered_events_are_rejected_and_counted(
