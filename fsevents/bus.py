@@ -27,6 +27,7 @@ from .event import (
     validate_pattern,
     validate_topic,
 )
+from .outage import Outage
 from .signing import Keyring, load_keyring, resolve_key_file
 from .stores import Gap, Reader, Store, open_store
 from .subscriptions import Dispatcher, Handler, Interrupted
@@ -120,8 +121,7 @@ class Bus:
         self._origin_pid = -1
         self._origin = ""
         self.counters: Counter[str] = Counter()
-        self._outage_since: float | None = None
-        self._last_error: str | None = None
+        self._outage = Outage(self.store, base_delay=poll_interval, clock=clock)
         self._cursor: DurableCursor | None = None
         if consumer is not None:
             self._cursor = self.store.local.cursor(validate_name(consumer, "consumer name"))
@@ -199,7 +199,8 @@ class Bus:
 
     def stats(self) -> dict[str, int]:
         reader = self._reader.counters if self._reader else Counter()
-        return dict(self.counters + self._dispatcher.counters + reader)
+        outages = Counter(outages=self._outage.count)
+        return dict(self.counters + self._dispatcher.counters + reader + outages)
 
     def health(self) -> dict[str, Any]:
         """Is the follower running and reaching the volume? For status pages and probes.
@@ -209,13 +210,8 @@ class Bus:
         delivers everything published meanwhile once the volume is back.
         """
         running = self._thread is not None and self._thread.is_alive()
-        return {
-            "running": running,
-            "ok": running and self._outage_since is None,
-            "outage_since": self._outage_since,
-            "last_error": self._last_error,
-            "outages": self.counters["outages"],
-        }
+        ok = running and not self._outage.failures
+        return {"running": running, "ok": ok, **self._outage.status()}
 
     def follow(
         self, topic: str = "*", *, start: Start = "now", timeout: float | None = None
@@ -295,7 +291,6 @@ class Bus:
     def _run(self) -> None:
         assert self._waker is not None and self._reader is not None
         next_beat = next_sweep = 0.0
-        failures = 0
         while not self._stopping.is_set():
             try:
                 self._drain(self._reader)
@@ -305,36 +300,16 @@ class Bus:
                 if time.monotonic() >= next_sweep:
                     self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
                     next_sweep = time.monotonic() + min(self.tmp_max_age, 600.0)
-                if failures:
-                    self._recovered(failures)
-                failures = 0
+                self._outage.succeeded()
             except Interrupted:
                 return
             except Exception as exc:  # the volume failed us: never die, back off and retry
-                failures += 1
-                delay = min(self.poll_interval * 2 ** min(failures, 6), 60.0)
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                if failures == 1:
-                    self._outage_since = self._clock()
-                    self.counters["outages"] += 1
-                log = logger.error if failures == 1 else logger.debug
-                log("follower of %s failed (%s); retrying in %.1fs", self.store, exc, delay)
                 self.counters["follower_errors"] += 1
-                if self._stopping.wait(delay):
+                if self._stopping.wait(self._outage.failed(exc)):
                     return
                 continue
             self._waker.wait()
             self._scan_if_new_directory(self._waker, self._reader)
-
-    def _recovered(self, failures: int) -> None:
-        since = self._outage_since or self._clock()
-        logger.warning(
-            "follower of %s recovered after %.1fs (%d failed attempts); resuming where it stopped",
-            self.store,
-            self._clock() - since,
-            failures,
-        )
-        self._outage_since = None
 
     def _drain(self, reader: Reader) -> None:
         while not self._stopping.is_set():
