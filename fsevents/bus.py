@@ -219,25 +219,31 @@ class Bus:
         """Iterate over events matching *topic* as they arrive (what ``tail`` uses).
 
         Independent of the follower thread and of durable cursors. With *timeout*, the
-        iteration ends after that many seconds in total.
+        iteration ends after that many seconds in total. Rides out a failing volume like
+        the follower thread: one error line, backoff, then it resumes where it stopped.
         """
         validate_pattern(topic)
         reader = self._make_reader(self._resolve_start(start))
         deadline = None if timeout is None else time.monotonic() + timeout
         self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
+        outage = Outage(self.store, base_delay=self.poll_interval, clock=self._clock)
         with Waker(
             self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
         ) as waker:
             while True:
-                for event in reader.poll(self.batch_size):
+                wait = self.poll_interval
+                try:
+                    events = reader.poll(self.batch_size)
+                    outage.succeeded()
+                except OSError as exc:  # the volume, not a bug: those still raise
+                    events, wait = [], outage.failed(exc)
+                for event in events:
                     if self._deliverable(event) and topic_matches(topic, event.topic):
                         yield event
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return
-                waker.wait(
-                    self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-                )
+                waker.wait(wait if remaining is None else min(wait, remaining))
                 self._scan_if_new_directory(waker, reader)
 
     # -- the follower thread --------------------------------------------------------------

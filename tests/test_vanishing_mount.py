@@ -128,3 +128,30 @@ def _read_via_os_open(path: Path) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def test_follow_rides_out_a_failing_volume(root: Path, caplog: pytest.LogCaptureFixture) -> None:
+    publisher = Bus(root, node="web1")
+    reader = Bus(root, node="web2", poll_interval=0.02, scan_interval=0.05, watch=False)
+    marker, aside = root / "fsevents.json", root.parent / "aside.json"
+    publisher.publish("t", 0)
+    marker.rename(aside)  # the root is "gone" for the reader's scans
+    publisher.publish("t", 1)
+
+    def restore_once_noticed() -> None:
+        noticed = lambda: any(r.levelno >= logging.ERROR for r in caplog.records)  # noqa: E731
+        wait_for(noticed, PROMPT, what="the outage to be noticed")
+        aside.rename(marker)
+
+    restorer = threading.Thread(target=restore_once_noticed)
+    got = []
+    with caplog.at_level(logging.WARNING, logger="fsevents"):
+        restorer.start()
+        for event in reader.follow(start={"web1": 0}, timeout=PROMPT):
+            got.append(event.data)
+            if len(got) == 2:
+                break
+        restorer.join()
+    assert got == [0, 1]
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+    assert any("recovered after" in r.getMessage() for r in caplog.records)
