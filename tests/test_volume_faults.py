@@ -116,6 +116,7 @@ def test_read_only_volume_refuses_clearly_and_recovers(tiny_volume: Path, tmp_pa
 _AS_USER = """
 import json, os, sys
 import fsevents.cli  # load everything while still root: the interpreter lives under /root
+fsevents.cli.build_parser().parse_args(sys.argv[4:])  # argparse imports gettext lazily
 uid, gid, groups = int(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
 os.setgroups(groups)
 os.setgid(gid)
