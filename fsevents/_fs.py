@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import time
 from pathlib import Path
 
@@ -83,6 +84,27 @@ def write_file(
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_small(path: Path, limit: int = 64 * 1024) -> bytes:
+    """Read a small control file from the share (marker, heartbeat) without trusting it.
+
+    No symlinks, no FIFOs (O_NONBLOCK), at most *limit* bytes: anyone who can write to the
+    share could put a huge file there. Raises ValueError when it is not a small regular file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        raw = b""
+        while len(raw) <= limit and (chunk := os.read(fd, limit + 1 - len(raw))):
+            raw += chunk
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise ValueError(f"{path} is larger than {limit} bytes")
+    return raw
 
 
 def fsync_dir(path: Path) -> None:

@@ -14,7 +14,8 @@ from helpers import write_raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fsevents.errors import CorruptEventError, InvalidEventError
+from fsevents import Bus, RootError
+from fsevents.errors import CorruptEventError, InvalidEventError, VolumeUnavailableError
 from fsevents.event import MAX_DEPTH, MAX_INT_DIGITS, Draft, Event, encode_data, too_deep
 from fsevents.stores.files import FilesStore
 
@@ -171,3 +172,29 @@ def test_a_fifo_in_a_stream_does_not_hang_the_reader(root: Path) -> None:
     reader = store.reader({"w": 0}, hole_timeout=1, scan_interval=3600)
     assert [e.data for e in reader.poll(10)] == ["before", "after"]
     assert reader.counters["skipped"] == 1
+
+
+def _plant(path: Path, kind: str) -> None:
+    path.unlink(missing_ok=True)
+    if kind == "huge":
+        path.write_bytes(b"")
+        os.truncate(path, 1 << 30)
+    elif kind == "deep":
+        path.write_bytes(b"[" * 60000 + b"]" * 60000)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        path.symlink_to("/etc/hostname")
+
+
+@pytest.mark.parametrize("kind", ["huge", "deep", "fifo", "symlink"])
+def test_hostile_heartbeats_and_markers_are_refused_cleanly(root: Path, kind: str) -> None:
+    bus = Bus(root, node="web1")
+    _plant(root / "nodes" / "web2.json", kind)
+    assert bus.store.read_heartbeat("web2") is None
+    Bus(root, node="web2").publish("t.x")  # the claim treats it as no heartbeat
+    _plant(root / "fsevents.json", kind)
+    with pytest.raises(RootError, match=r"cannot read .*fsevents\.json"):
+        FilesStore(root)
+    with pytest.raises(VolumeUnavailableError):
+        bus.store.check_root()  # type: ignore[attr-defined]

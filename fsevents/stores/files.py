@@ -27,6 +27,7 @@ from .._fs import (
     link_no_replace,
     make_dirs,
     process_umask,
+    read_small,
     replace_atomic,
     sweep_temps,
     unique_name,
@@ -131,10 +132,10 @@ class FilesStore(Store):
 
     def _read_marker(self, marker: Path) -> dict[str, Any] | None:
         try:
-            meta = json.loads(marker.read_bytes())
+            meta = json.loads(read_small(marker))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise RootError(f"cannot read {marker}: {exc}; is this an fsevents root?") from exc
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             found = meta.get("format") if isinstance(meta, dict) else meta
@@ -366,8 +367,8 @@ class FilesStore(Store):
 
     def read_heartbeat(self, node: str) -> dict[str, Any] | None:
         try:
-            doc = json.loads((self.nodes_dir / f"{node}.json").read_bytes())
-        except (OSError, ValueError):
+            doc = json.loads(read_small(self.nodes_dir / f"{node}.json"))
+        except (OSError, ValueError, RecursionError):
             return None
         return doc if isinstance(doc, dict) else None
 
