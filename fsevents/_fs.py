@@ -4,23 +4,79 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import re
 import secrets
+import stat
+import time
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 # Errors meaning "this file system cannot make hard links" (some SMB servers, FAT, ...).
 _NO_LINK_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
+
+
+#: What unique_name() makes: <prefix>.<pid>.<12 hex>.tmp (what a temp sweep may remove).
+TEMP_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\.\d{1,10}\.[0-9a-f]{12}\.tmp")
 
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
 
 
-def write_file(path: Path, data: bytes, *, fsync: bool, exclusive: bool = True) -> None:
-    """Write *data* to a new file (O_EXCL: never an existing one unless told)."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o664)
+def process_umask() -> int | None:
+    """This process's umask, read without changing it (os.umask() sets it: not thread-safe).
+
+    Linux >= 4.7 shows it in /proc/self/status; elsewhere None (callers then chmod always).
+    """
     try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def make_dirs(path: Path, mode: int) -> None:
+    """Create *path* and its missing parents with exactly *mode*.
+
+    mkdir() applies the umask and ignores the setgid bit, hence the chmod. Directories that
+    already exist are left alone: they may belong to another user of the group.
+    """
+    if path.is_dir():
+        return
+    if path.parent != path:
+        make_dirs(path.parent, mode)
+    try:
+        os.mkdir(path, mode)
+    except FileExistsError:
+        return  # another process made it first: theirs stands
+    os.chmod(path, mode)
+
+
+def write_file(
+    path: Path,
+    data: bytes,
+    *,
+    fsync: bool,
+    exclusive: bool = True,
+    mode: int = 0o664,
+    exact_mode: bool = False,
+) -> None:
+    """Write *data* to a new file (O_EXCL: never an existing one unless told).
+
+    The file gets *mode* narrowed by the umask; with *exact_mode*, exactly *mode* (an fchmod:
+    one more round trip on a network volume, so callers ask only when the umask narrows it).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), mode)
+    try:
+        if exact_mode:
+            os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
@@ -28,6 +84,27 @@ def write_file(path: Path, data: bytes, *, fsync: bool, exclusive: bool = True) 
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_small(path: Path, limit: int = 64 * 1024) -> bytes:
+    """Read a small control file from the share (marker, heartbeat) without trusting it.
+
+    No symlinks, no FIFOs (O_NONBLOCK), at most *limit* bytes: anyone who can write to the
+    share could put a huge file there. Raises ValueError when it is not a small regular file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path} is not a regular file")
+        raw = b""
+        while len(raw) <= limit and (chunk := os.read(fd, limit + 1 - len(raw))):
+            raw += chunk
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise ValueError(f"{path} is larger than {limit} bytes")
+    return raw
 
 
 def fsync_dir(path: Path) -> None:
@@ -50,12 +127,18 @@ def fsync_dir(path: Path) -> None:
 
 
 def replace_atomic(
-    path: Path, data: bytes, *, fsync: bool = True, tmp_dir: Path | None = None
+    path: Path,
+    data: bytes,
+    *,
+    fsync: bool = True,
+    tmp_dir: Path | None = None,
+    mode: int = 0o664,
+    exact_mode: bool = False,
 ) -> None:
     """Replace *path* with *data* so that readers see the old or the new content, never a mix."""
     tmp = (tmp_dir or path.parent) / unique_name(path.name)
     try:
-        write_file(tmp, data, fsync=fsync)
+        write_file(tmp, data, fsync=fsync, mode=mode, exact_mode=exact_mode)
         os.replace(tmp, path)
     except BaseException:
         unlink_quietly(tmp)
@@ -89,3 +172,54 @@ def link_no_replace(src: Path, dst: Path, *, allow_rename: bool = True) -> bool:
 def unlink_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def sweep_temps(directory: Path, max_age: float) -> int:
+    """Remove temp files (unique_name) older than *max_age* seconds; return how many.
+
+    Age is by mtime, which the file server sets: clock skew between nodes only matters if it
+    approaches *max_age*. Several nodes may sweep at once; a lost race to unlink is harmless.
+    """
+    removed = 0
+    cutoff = time.time() - max_age
+    try:
+        names = os.listdir(directory)
+    except OSError as exc:
+        logger.debug("cannot list %s for stale temp files: %s", directory, exc)
+        return 0
+    for name in names:
+        if not TEMP_NAME.fullmatch(name):
+            continue
+        path = directory / name
+        try:
+            if os.lstat(path).st_mtime < cutoff:
+                os.unlink(path)
+                removed += 1
+        except OSError:
+            continue  # gone already (another node swept it), or not ours to remove
+    if removed:
+        logger.info(
+            "removed %d stale temp files (older than %.0fs) from %s", removed, max_age, directory
+        )
+    return removed
+
+
+def check_modes(file_mode: int, dir_mode: int) -> tuple[int, int]:
+    if not 0 <= file_mode <= 0o7777 or file_mode & 0o600 != 0o600:
+        raise ValueError(f"file_mode {file_mode:#o} must be a mode that lets the owner read/write")
+    if not 0 <= dir_mode <= 0o7777 or dir_mode & 0o700 != 0o700:
+        raise ValueError(f"dir_mode {dir_mode:#o} must be a mode that gives the owner rwx")
+    return file_mode, dir_mode
+
+
+def volume_advice(code: int | None) -> str:
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "the volume (or this user's quota) is full: free space, e.g. prune old events"
+    if code == errno.EROFS:
+        return "the volume is mounted read-only: remount it read-write"
+    if code in (errno.EACCES, errno.EPERM):
+        return (
+            "permission denied: every node's user needs write access to the root's "
+            "directories (same group; see file_mode/dir_mode)"
+        )
+    return "check that the volume is mounted, writable and has space"

@@ -27,6 +27,8 @@ from .event import (
     validate_pattern,
     validate_topic,
 )
+from .outage import Outage
+from .signing import Keyring, load_keyring, resolve_key_file
 from .stores import Gap, Reader, Store, open_store
 from .subscriptions import Dispatcher, Handler, Interrupted
 from .waker import Waker
@@ -34,6 +36,7 @@ from .waker import Waker
 logger = logging.getLogger(__name__)
 
 ROOT_ENV = "FSEVENTS_ROOT"
+DEFAULT_TMP_MAX_AGE = 3600.0
 Start = str | Position
 
 
@@ -70,6 +73,10 @@ class Bus:
         batch_size: int = 1000,
         handler_retries: int = 3,
         on_gap: Callable[[Gap], object] | None = None,
+        key_file: str | os.PathLike[str] | None = None,
+        tmp_max_age: float = DEFAULT_TMP_MAX_AGE,
+        file_mode: int | None = None,
+        dir_mode: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         _check_positive(
@@ -78,22 +85,32 @@ class Bus:
             heartbeat_interval=heartbeat_interval,
             batch_size=batch_size,
             max_event_size=max_event_size,
+            tmp_max_age=tmp_max_age,
         )
         if hole_timeout < 0 or handler_retries < 0:
             raise ValueError("hole_timeout and handler_retries must be >= 0")
         self.node = validate_name(node) if node is not None else nodes.default_node_name()
+        key_path = resolve_key_file(key_file)
+        #: With a key file: events are signed, and only verified events are delivered.
+        self.keyring: Keyring | None = load_keyring(key_path) if key_path else None
         if store is not None and root is not None:
             raise ValueError("pass either root or store, not both")
+        # Passed only when given, so that stores without file modes (SQLite) accept the call.
+        modes = {
+            k: v for k, v in (("file_mode", file_mode), ("dir_mode", dir_mode)) if v is not None
+        }
         self.store = store or open_store(
             root if root is not None else default_root(),
             state_dir=state_dir,
             fsync=fsync,
             max_event_size=max_event_size,
+            **modes,
         )
         self.poll_interval, self.scan_interval = poll_interval, scan_interval
         self.hole_timeout, self.watch = hole_timeout, watch
         self.receive_own, self.batch_size = receive_own, batch_size
         self.heartbeat_interval = heartbeat_interval
+        self.tmp_max_age = tmp_max_age
         self._clock = clock
         self._gap_handlers: list[Callable[[Gap], object]] = [on_gap] if on_gap else []
         self._stopping = threading.Event()
@@ -104,6 +121,7 @@ class Bus:
         self._origin_pid = -1
         self._origin = ""
         self.counters: Counter[str] = Counter()
+        self._outage = Outage(self.store, base_delay=poll_interval, clock=clock)
         self._cursor: DurableCursor | None = None
         if consumer is not None:
             self._cursor = self.store.local.cursor(validate_name(consumer, "consumer name"))
@@ -137,8 +155,9 @@ class Bus:
     def publish_many(self, items: Iterable[tuple[str, Any]]) -> list[Event]:
         """Write several events in order with one round of fsyncs."""
         now, origin = self._clock(), self.origin
+        key = self.keyring.signing_key if self.keyring else None
         drafts = [
-            Draft(validate_topic(topic), encode_data(data), now, self.node, origin)
+            Draft(validate_topic(topic), encode_data(data), now, self.node, origin, key)
             for topic, data in items
         ]
         if not self._claimed:
@@ -181,7 +200,19 @@ class Bus:
 
     def stats(self) -> dict[str, int]:
         reader = self._reader.counters if self._reader else Counter()
-        return dict(self.counters + self._dispatcher.counters + reader)
+        outages = Counter(outages=self._outage.count)
+        return dict(self.counters + self._dispatcher.counters + reader + outages)
+
+    def health(self) -> dict[str, Any]:
+        """Is the follower running and reaching the volume? For status pages and probes.
+
+        ``outage_since`` (unix time) and ``last_error`` are set while the follower cannot
+        read the store (volume unmounted, EIO, ...); it keeps retrying with backoff and
+        delivers everything published meanwhile once the volume is back.
+        """
+        running = self._thread is not None and self._thread.is_alive()
+        ok = running and not self._outage.failures
+        return {"running": running, "ok": ok, **self._outage.status()}
 
     def follow(
         self, topic: str = "*", *, start: Start = "now", timeout: float | None = None
@@ -189,24 +220,31 @@ class Bus:
         """Iterate over events matching *topic* as they arrive (what ``tail`` uses).
 
         Independent of the follower thread and of durable cursors. With *timeout*, the
-        iteration ends after that many seconds in total.
+        iteration ends after that many seconds in total. Rides out a failing volume like
+        the follower thread: one error line, backoff, then it resumes where it stopped.
         """
         validate_pattern(topic)
         reader = self._make_reader(self._resolve_start(start))
         deadline = None if timeout is None else time.monotonic() + timeout
+        self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
+        outage = Outage(self.store, base_delay=self.poll_interval, clock=self._clock)
         with Waker(
             self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
         ) as waker:
             while True:
-                for event in reader.poll(self.batch_size):
-                    if self._wanted(event) and topic_matches(topic, event.topic):
+                wait = self.poll_interval
+                try:
+                    events = reader.poll(self.batch_size)
+                    outage.succeeded()
+                except OSError as exc:  # the volume, not a bug: those still raise
+                    events, wait = [], outage.failed(exc)
+                for event in events:
+                    if self._deliverable(event) and topic_matches(topic, event.topic):
                         yield event
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return
-                waker.wait(
-                    self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-                )
+                waker.wait(wait if remaining is None else min(wait, remaining))
                 self._scan_if_new_directory(waker, reader)
 
     # -- the follower thread --------------------------------------------------------------
@@ -282,24 +320,22 @@ class Bus:
 
     def _run(self) -> None:
         assert self._waker is not None and self._reader is not None
-        next_beat = 0.0
-        failures = 0
+        next_beat = next_sweep = 0.0
         while not self._stopping.is_set():
             try:
                 self._drain(self._reader)
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_interval
-                failures = 0
+                if time.monotonic() >= next_sweep:
+                    self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
+                    next_sweep = time.monotonic() + min(self.tmp_max_age, 600.0)
+                self._outage.succeeded()
             except Interrupted:
                 return
             except Exception as exc:  # the volume failed us: never die, back off and retry
-                failures += 1
-                delay = min(self.poll_interval * 2 ** min(failures, 6), 60.0)
-                log = logger.error if failures == 1 else logger.debug
-                log("follower of %s failed (%s); retrying in %.1fs", self.store, exc, delay)
                 self.counters["follower_errors"] += 1
-                if self._stopping.wait(delay):
+                if self._stopping.wait(self._outage.failed(exc)):
                     return
                 continue
             self._waker.wait()
@@ -311,7 +347,7 @@ class Bus:
             if not events:
                 return
             for event in events:
-                if self._wanted(event):
+                if self._deliverable(event):
                     self._dispatcher.dispatch(event)
             if self._cursor is not None:
                 self._cursor.save(reader.position)
@@ -325,8 +361,20 @@ class Bus:
             waker.saw_new_directory = False
             reader.request_scan()
 
-    def _wanted(self, event: Event) -> bool:
-        return self.receive_own or event.origin != self.origin
+    def _deliverable(self, event: Event) -> bool:
+        """Not our own (unless asked for), and signed with a key we hold (if we hold keys).
+
+        Checked here, before any handler, so that every store gets the same check.
+        """
+        if not self.receive_own and event.origin == self.origin:
+            return False
+        if self.keyring is not None:
+            why = self.keyring.rejection(event)
+            if why is not None:
+                logger.warning("rejecting event %s (topic %r): %s", event.id, event.topic, why)
+                self.counters["rejected_unverified"] += 1
+                return False
+        return True
 
     def _make_reader(self, position: Position) -> Reader:
         return self.store.reader(

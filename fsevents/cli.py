@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._version import __version__
-from .bus import ROOT_ENV, Bus, default_root
+from .bus import DEFAULT_TMP_MAX_AGE, ROOT_ENV, Bus, default_root
 from .errors import FseventsError
 from .event import Event
 from .nodes import NODE_ENV
+from .signing import KEY_FILE_ENV
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -35,6 +36,24 @@ def _common_options() -> argparse.ArgumentParser:
         "--state-dir",
         metavar="DIR",
         help="local state directory (default: $FSEVENTS_STATE_DIR, else per user)",
+    )
+    common.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help=f"farm key file: sign what is published, deliver only verified events "
+        f"(default: ${KEY_FILE_ENV}, else unsigned)",
+    )
+    common.add_argument(
+        "--file-mode",
+        type=_octal_mode,
+        metavar="MODE",
+        help="mode of files created on the share, octal (default 664: group-shareable)",
+    )
+    common.add_argument(
+        "--dir-mode",
+        type=_octal_mode,
+        metavar="MODE",
+        help="mode of directories created on the share, octal (default 2775: setgid group)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     common.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
@@ -120,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds to wait for a missing event before skipping it (default 30)",
     )
+    tail.add_argument(
+        "--tmp-max-age",
+        type=_positive_float,
+        default=DEFAULT_TMP_MAX_AGE,
+        metavar="S",
+        help="remove temp files of crashed publishers older than S seconds "
+        f"(default {DEFAULT_TMP_MAX_AGE:.0f})",
+    )
     tail.set_defaults(run=cmd_tail)
 
     from . import cli_settings
@@ -142,6 +169,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _octal_mode(text: str) -> int:
+    try:
+        return int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an octal mode such as 664, got {text}") from None
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -150,7 +184,15 @@ def _non_negative_float(text: str) -> float:
 
 
 def _bus(args: argparse.Namespace, **options: Any) -> Bus:
-    return Bus(args.root, node=args.node, state_dir=args.state_dir, **options)
+    return Bus(
+        args.root,
+        node=args.node,
+        state_dir=args.state_dir,
+        key_file=args.key_file,
+        file_mode=args.file_mode,
+        dir_mode=args.dir_mode,
+        **options,
+    )
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -180,6 +222,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         hole_timeout=args.hole_timeout,
         consumer=args.consumer,
         start=args.start,
+        tmp_max_age=args.tmp_max_age,
     )
     seen = 0
     print(

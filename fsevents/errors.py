@@ -42,3 +42,11 @@ class SettingsConflictError(FseventsError, FileExistsError):
 
 class UnsupportedStoreError(FseventsError, TypeError):
     """A store cannot provide what was asked (e.g. shared settings need a files store)."""
+
+
+class KeyFileError(FseventsError, ValueError):
+    """The farm key file for signed events is missing, unreadable or malformed."""
+
+
+class VolumeUnavailableError(FseventsError, OSError):
+    """The store's volume is gone (unmounted, replaced, failing); followers wait and retry."""

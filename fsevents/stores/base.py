@@ -93,6 +93,10 @@ class Store(ABC):
     def read_heartbeat(self, node: str) -> dict[str, Any] | None:
         """The last liveness document of *node*, or None."""
 
+    def sweep(self, max_age: float) -> int:
+        """Remove leftovers of crashed writers older than *max_age* seconds; how many."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or handles."""
 

@@ -22,15 +22,27 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import (
+    check_modes,
     fsync_dir,
     link_no_replace,
+    make_dirs,
+    process_umask,
+    read_small,
     replace_atomic,
+    sweep_temps,
     unique_name,
     unlink_quietly,
+    volume_advice,
     write_file,
 )
 from ..cursor import LocalState, Position, resolve_state_dir
-from ..errors import InvalidEventError, NodeConflictError, PublishError, RootError
+from ..errors import (
+    InvalidEventError,
+    NodeConflictError,
+    PublishError,
+    RootError,
+    VolumeUnavailableError,
+)
 from ..event import DEFAULT_MAX_EVENT_SIZE, NAME_RE, Draft, Event
 from ..nodes import claim
 from .base import GapHandler, Reader, Store
@@ -39,6 +51,10 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1
 DEFAULT_SEGMENT_SIZE = 1000
+# Group-shareable: nodes that run as different users of one group can all write. The setgid
+# bit on directories makes what is created in them inherit the directory's group.
+DEFAULT_FILE_MODE = 0o664
+DEFAULT_DIR_MODE = 0o2775
 
 _SEQ_FILE = re.compile(r"(\d{1,18})\.json")
 _SEGMENT_DIR = re.compile(r"\d{1,15}")
@@ -55,9 +71,15 @@ class FilesStore(Store):
         fsync: bool = True,
         max_event_size: int = DEFAULT_MAX_EVENT_SIZE,
         segment_size: int = DEFAULT_SEGMENT_SIZE,
+        file_mode: int = DEFAULT_FILE_MODE,
+        dir_mode: int = DEFAULT_DIR_MODE,
     ) -> None:
         self.root = Path(root).expanduser()
         self.fsync = fsync
+        self.file_mode, self.dir_mode = check_modes(file_mode, dir_mode)
+        umask = process_umask()
+        # fchmod only when the umask would narrow the mode: it costs a round trip on NFS.
+        self._exact_mode = umask is None or bool(umask & file_mode)
         self.max_event_size = max_event_size
         self.streams_dir = self.root / "streams"
         self.nodes_dir = self.root / "nodes"
@@ -78,7 +100,7 @@ class FilesStore(Store):
             raise RootError(f"{self.root} is not a directory; point --root at a directory")
         try:
             for path in (self.root, self.streams_dir, self.nodes_dir, self.tmp_dir):
-                path.mkdir(parents=True, exist_ok=True)
+                make_dirs(path, self.dir_mode)
         except OSError as exc:
             raise RootError(
                 f"cannot create {exc.filename or self.root}: {exc.strerror}; check that the "
@@ -95,7 +117,7 @@ class FilesStore(Store):
             }
             tmp = self.tmp_dir / unique_name("fsevents.json")
             try:
-                write_file(tmp, json.dumps(meta).encode(), fsync=True)
+                self._write_file(tmp, json.dumps(meta).encode(), fsync=True)
                 link_no_replace(tmp, marker)
             except FileExistsError:
                 os.unlink(tmp)  # another node created the root at the same moment: use theirs
@@ -110,10 +132,10 @@ class FilesStore(Store):
 
     def _read_marker(self, marker: Path) -> dict[str, Any] | None:
         try:
-            meta = json.loads(marker.read_bytes())
+            meta = json.loads(read_small(marker))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise RootError(f"cannot read {marker}: {exc}; is this an fsevents root?") from exc
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             found = meta.get("format") if isinstance(meta, dict) else meta
@@ -126,6 +148,27 @@ class FilesStore(Store):
                 f"{marker} lacks 'id' or 'segment_size'; it was not written by fsevents"
             )
         return meta
+
+    def check_root(self) -> None:
+        """Raise VolumeUnavailableError unless *root* still holds this store.
+
+        A network volume unmounted under a running node leaves its mount point as an empty
+        local directory: every probe then finds nothing, which looks like "no new events",
+        and a listing like "everything was pruned". The marker file tells them apart.
+        """
+        marker = self.root / "fsevents.json"
+        try:
+            meta = self._read_marker(marker)
+        except RootError as exc:
+            meta, why = None, str(exc)
+        else:
+            why = f"{marker} is missing" if meta is None else f"{marker} belongs to another root"
+        if meta is None or meta.get("id") != self.identity:
+            raise VolumeUnavailableError(
+                errno.ENOENT,
+                f"{why}: the volume holding {self.root} is unmounted or failing; remount it "
+                "(followers wait and resume where they stopped)",
+            )
 
     # -- layout -------------------------------------------------------------------------
 
@@ -249,7 +292,7 @@ class FilesStore(Store):
         try:
             for blob in blobs:
                 temps.append(self.tmp_dir / unique_name(stream))
-                write_file(temps[-1], blob, fsync=self.fsync)
+                self._write_file(temps[-1], blob, fsync=self.fsync)
             touched: set[Path] = set()
             for i, tmp in enumerate(temps):
                 final = self.event_path(stream, first + i)
@@ -263,7 +306,7 @@ class FilesStore(Store):
             raise PublishError(
                 exc.errno,
                 f"cannot write event to {self.root}: {exc.strerror} ({exc.filename}); "
-                "nothing was acknowledged; check space and permissions on the volume",
+                f"nothing was acknowledged; {volume_advice(exc.errno)}",
             ) from exc
         finally:
             for tmp in temps[linked:]:
@@ -283,7 +326,7 @@ class FilesStore(Store):
                 raise _SeqTaken(index, int(final.stem)) from None
             except FileNotFoundError:
                 # First event of a new segment (or stream): make its directory, then retry.
-                final.parent.mkdir(parents=True, exist_ok=True)
+                make_dirs(final.parent, self.dir_mode)
                 if self.fsync:
                     fsync_dir(final.parent.parent)
         link_no_replace(tmp, final)
@@ -303,6 +346,13 @@ class FilesStore(Store):
             str(self.event_path(stream, seq)),
         )
 
+    def _write_file(self, path: Path, data: bytes, *, fsync: bool) -> None:
+        write_file(path, data, fsync=fsync, mode=self.file_mode, exact_mode=self._exact_mode)
+
+    def sweep(self, max_age: float) -> int:
+        """Remove temp files older than *max_age* seconds (left by crashed writers)."""
+        return sweep_temps(self.tmp_dir, max_age)
+
     # -- heartbeats ---------------------------------------------------------------------
 
     def write_heartbeat(self, node: str, doc: dict[str, Any]) -> None:
@@ -311,12 +361,14 @@ class FilesStore(Store):
             json.dumps(doc).encode(),
             fsync=False,
             tmp_dir=self.tmp_dir,
+            mode=self.file_mode,
+            exact_mode=self._exact_mode,
         )
 
     def read_heartbeat(self, node: str) -> dict[str, Any] | None:
         try:
-            doc = json.loads((self.nodes_dir / f"{node}.json").read_bytes())
-        except (OSError, ValueError):
+            doc = json.loads(read_small(self.nodes_dir / f"{node}.json"))
+        except (OSError, ValueError, RecursionError):
             return None
         return doc if isinstance(doc, dict) else None
 

@@ -38,7 +38,12 @@ _SKIPPED = object()
 # Errors that mean "not there (yet)": stale NFS handles during pruning, a segment dir that
 # a pruner removed between our checks.
 _ABSENT_ERRNOS = {errno.ENOENT, errno.ESTALE, errno.ENOTDIR}
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# O_NOFOLLOW: a symlink planted in a stream must not make us read another file.
+# O_NONBLOCK: opening a FIFO planted there would otherwise block until a writer appears,
+# hanging the follower; on regular files it changes nothing.
+_NOFOLLOW = (
+    getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 @dataclass(slots=True)
@@ -78,9 +83,20 @@ class FilesReader(Reader):
         self._next_scan = float("-inf")
 
     def poll(self, limit: int) -> list[Event]:
+        try:
+            return self._poll(limit)
+        except OSError:
+            # The volume failed (EIO, ENOTCONN, ESTALE on the root...): make the retry check
+            # the root first, so an unmounted volume's empty mount point is not mistaken for
+            # "no new events" and the outage does not look over after one quiet poll.
+            self.request_scan()
+            raise
+
+    def _poll(self, limit: int) -> list[Event]:
         now = self._clock()
         scan_due = now >= self._next_scan
         if scan_due:
+            self._store.check_root()
             self._discover_streams()
         events = self._read_streams(list(self._pos), limit, now)
         if scan_due:
