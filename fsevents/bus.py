@@ -193,9 +193,7 @@ class Bus:
         validate_pattern(topic)
         reader = self._make_reader(self._resolve_start(start))
         deadline = None if timeout is None else time.monotonic() + timeout
-        with Waker(
-            self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
-        ) as waker:
+        with self._new_waker() as waker:
             while True:
                 for event in reader.poll(self.batch_size):
                     if self._wanted(event) and topic_matches(topic, event.topic):
@@ -220,9 +218,7 @@ class Bus:
             self._position = self._cursor.load() or self._position
         self._stopping.clear()
         self._reader = self._make_reader(self._position)
-        self._waker = Waker(
-            self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
-        )
+        self._waker = self._new_waker()
         self._thread = threading.Thread(target=self._run, name=f"fsevents-{self.node}", daemon=True)
         self._thread.start()
         return self
@@ -293,6 +289,15 @@ class Bus:
                 self._cursor.save(reader.position)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _new_waker(self) -> Waker:
+        return Waker(
+            self.store.watch_paths(),
+            poll_interval=self.poll_interval,
+            watch=self.watch,
+            events=self.store.watch_events,
+            names=self.store.watch_names(),
+        )
 
     @staticmethod
     def _scan_if_new_directory(waker: Waker, reader: Reader) -> None:

@@ -139,6 +139,11 @@ class Event:
             )
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             raise CorruptEventError(f"not valid JSON ({exc})") from None
+        return cls.from_dict(doc)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Event:
+        """Validate a decoded event document; raise CorruptEventError with the reason."""
         if not isinstance(doc, dict):
             raise CorruptEventError("not a JSON object")
         if doc.get("v") != WIRE_VERSION:

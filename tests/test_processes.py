@@ -11,6 +11,7 @@ from pathlib import Path
 from procs import read_lines, read_records, start_worker, wait_for, wait_lines
 
 from fsevents import Bus
+from fsevents.stores import open_store
 
 
 def _start_follower(
@@ -81,7 +82,8 @@ def test_a_sigkilled_durable_consumer_resumes_with_nothing_lost(
         return start_worker("follow", target, "sub", str(out), *args)
 
     consumer = start()  # creating the consumer records its position before anything is sent
-    wait_for(lambda: (Path(target) / "nodes" / "sub.json").exists() or consumer.poll(), 30)
+    with open_store(target) as store:
+        wait_for(lambda: store.read_heartbeat("sub") is not None or consumer.poll(), 30)
     published = [e.id for e in Bus(target, node="pub").publish_many([("t", i) for i in range(300)])]
     try:
         for kill_at in (50, 150):
