@@ -67,12 +67,14 @@ def parse_mountinfo(text: str) -> dict[str, str]:
     return mounts
 
 
-def _existing_real_path(path: str | os.PathLike[str]) -> str:
-    """The real path of *path*, or of its nearest existing parent (a file not created yet)."""
+def _real_path(path: str | os.PathLike[str]) -> str:
+    """*path* with symlinks resolved as far as it exists (it may name a file not made yet)."""
     candidate = Path(os.path.abspath(os.fspath(path)))
+    missing: list[str] = []
     while not candidate.exists() and candidate.parent != candidate:
+        missing.insert(0, candidate.name)
         candidate = candidate.parent
-    return os.path.realpath(candidate)
+    return os.path.join(os.path.realpath(candidate), *missing)
 
 
 def filesystem_type(path: str | os.PathLike[str], *, mountinfo: str | None = None) -> str:
@@ -85,7 +87,7 @@ def filesystem_type(path: str | os.PathLike[str], *, mountinfo: str | None = Non
             mountinfo = MOUNTINFO.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return "unknown"
-    real = _existing_real_path(path)
+    real = _real_path(path)
     best, best_type = "", "unknown"
     for point, fstype in parse_mountinfo(mountinfo).items():
         inside = real == point or real.startswith(point.rstrip("/") + "/")
