@@ -15,7 +15,7 @@ from .errors import (
     RootError,
 )
 from .event import Event
-from .stores import FilesStore, Gap, Store, open_store
+from .stores import FilesStore, Gap, SqliteStore, Store, open_store
 
 __all__ = [
     "Bus",
@@ -30,6 +30,7 @@ __all__ = [
     "Position",
     "PublishError",
     "RootError",
+    "SqliteStore",
     "Store",
     "__version__",
     "default_root",

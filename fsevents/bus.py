@@ -46,8 +46,10 @@ class Bus:
     """Publish events, and receive every other process's events on a follower thread.
 
     ``Bus(root, node="web1")`` with *root* a directory on the shared volume (default:
-    $FSEVENTS_ROOT, else a local directory). With ``consumer="name"`` the position survives
-    restarts and crashes (at-least-once); without, the Bus starts at "now".
+    $FSEVENTS_ROOT, else a local directory), or a SQLite file (``*.db``, ``sqlite:`` URL)
+    when every process is on one host; or pass ``store=`` (see fsevents.stores). With
+    ``consumer="name"`` the position survives restarts and crashes (at-least-once); without,
+    the Bus starts at "now".
     """
 
     def __init__(
