@@ -32,9 +32,8 @@ from watchdog.events import FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 from ..cursor import LocalState, Position, resolve_state_dir
 from ..errors import PublishError, RootError
 from ..event import DEFAULT_MAX_EVENT_SIZE, Draft, Event
-from ..fstype import filesystem_type, is_network_type
 from .base import GapHandler, Reader, Store
-from .sqlite_db import JOURNAL_MODES, SYNCHRONOUS, Connections, parse_target
+from .sqlite_db import JOURNAL_MODES, SYNCHRONOUS, Connections, check_volume, choice, parse_target
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +80,16 @@ class SqliteStore(Store):
         busy_timeout: float | None = None,
     ) -> None:
         self.path, options = parse_target(target)
-        self.journal_mode = _choice(
+        self.journal_mode = choice(
             "journal_mode", journal_mode or options.get("journal_mode", "wal"), JOURNAL_MODES
         )
         default_sync = "normal" if fsync else "off"
-        self.synchronous = _choice(
+        self.synchronous = choice(
             "synchronous", synchronous or options.get("synchronous", default_sync), SYNCHRONOUS
         )
         self.busy_timeout = busy_timeout or float(options.get("busy_timeout", 30.0))
         self.max_event_size = max_event_size
-        self._check_volume()
+        check_volume(self.path, self.journal_mode)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -112,28 +111,6 @@ class SqliteStore(Store):
         return f"SqliteStore({str(self.path)!r})"
 
     # -- opening ------------------------------------------------------------------------
-
-    def _check_volume(self) -> None:
-        fstype = filesystem_type(self.path)
-        if not is_network_type(fstype):
-            return
-        if self.journal_mode == "wal":
-            raise RootError(
-                f"{self.path} is on a network file system ({fstype}): SQLite's WAL mode does "
-                "not work there (its -shm index is shared memory of one host) and network "
-                "locks are unreliable, so processes on different hosts would corrupt or miss "
-                "events. Use the files store (a directory, e.g. --root "
-                f"{self.path.parent / 'events'}), or, if every process runs on ONE host, ask "
-                "for a rollback journal explicitly: sqlite:///…?journal_mode=delete"
-            )
-        logger.warning(
-            "%s is on a network file system (%s): SQLite with a %s journal relies on network "
-            "locks, which SQLite's documentation calls unreliable; keep every process on one "
-            "host, or use the files store",
-            self.path,
-            fstype,
-            self.journal_mode,
-        )
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         mode = conn.execute(f"PRAGMA journal_mode={self.journal_mode}").fetchone()[0]
@@ -308,10 +285,3 @@ class SqliteStore(Store):
 def _after_last(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     return (int(row[0]) if row else 0) + 1
-
-
-def _choice(name: str, value: str, allowed: Sequence[str]) -> str:
-    value = str(value).lower()
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value

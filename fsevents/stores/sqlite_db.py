@@ -1,4 +1,4 @@
-"""SQLite plumbing for the SQLite store: targets, connections per thread and process, retries.
+"""SQLite plumbing for the SQLite store: targets, the volume check, connections, retries.
 
 Why one connection per thread *and* per process: SQLite's "How To Corrupt An SQLite Database
 File" (section 2.6) warns never to carry an open connection across ``fork()``. A pre-fork web
@@ -10,18 +10,21 @@ release POSIX locks and may checkpoint or delete the parent's WAL files.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import RootError
+from ..fstype import filesystem_type, is_network_type
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 SCHEME = "sqlite:"
 SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -59,6 +62,37 @@ def parse_target(target: str | os.PathLike[str]) -> tuple[Path, dict[str, str]]:
     if not parts.path:
         raise RootError(f"{text!r} names no database file; e.g. sqlite:///srv/events.db")
     return Path(unquote(parts.path)).expanduser(), options
+
+
+def check_volume(path: Path, journal_mode: str) -> None:
+    """Refuse WAL on a network file system; warn about a rollback journal there."""
+    fstype = filesystem_type(path)
+    if not is_network_type(fstype):
+        return
+    if journal_mode == "wal":
+        raise RootError(
+            f"{path} is on a network file system ({fstype}): SQLite's WAL mode does "
+            "not work there (its -shm index is shared memory of one host) and network "
+            "locks are unreliable, so processes on different hosts would corrupt or miss "
+            "events. Use the files store (a directory, e.g. --root "
+            f"{path.parent / 'events'}), or, if every process runs on ONE host, ask "
+            "for a rollback journal explicitly: sqlite:///…?journal_mode=delete"
+        )
+    logger.warning(
+        "%s is on a network file system (%s): SQLite with a %s journal relies on network "
+        "locks, which SQLite's documentation calls unreliable; keep every process on one "
+        "host, or use the files store",
+        path,
+        fstype,
+        journal_mode,
+    )
+
+
+def choice(name: str, value: str, allowed: Sequence[str]) -> str:
+    value = str(value).lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def is_busy(exc: sqlite3.Error) -> bool:
