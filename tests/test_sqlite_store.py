@@ -204,3 +204,23 @@ def test_a_rollback_journal_runs_on_a_network_volume_when_asked(
         writer.publish("t", "over sshfs")
         assert inbox.wait(1)[0].data == "over sshfs"
     writer.close()
+
+
+@pytest.mark.parametrize(
+    "options", ["synchronous=full", "journal_mode=delete", "synchronous=normal"]
+)
+def test_every_commit_wakes_a_watching_follower(tmp_path: Path, options: str) -> None:
+    # The writes of a commit come before it is visible; only the doorbell rung after it
+    # guarantees that a woken reader finds the event (the poll interval here is a minute).
+    target = f"sqlite:{tmp_path}/events.db?{options}"
+    publisher = Bus(target, node="pub")
+    publisher.publish("t", -1)
+    follower = Bus(target, node="sub", poll_interval=60, scan_interval=60)
+    inbox = Inbox()
+    follower.subscribe("*", inbox)
+    with follower:
+        wait_for(lambda: publisher.store.read_heartbeat("sub") is not None, 10)
+        for i in range(30):
+            publisher.publish("t", i)
+            assert inbox.wait(i + 1, timeout=3)[-1].data == i
+    publisher.close()

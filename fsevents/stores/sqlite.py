@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from watchdog import events as watchdog_events
 from watchdog.events import FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 
 from ..cursor import LocalState, Position, resolve_state_dir
@@ -40,6 +41,11 @@ logger = logging.getLogger(__name__)
 FORMAT = "1"
 #: The one key of a SQLite position dict (a valid stream name, so cursor files accept it).
 POSITION_KEY = "sqlite.seq"
+
+# watchdog >= 5 reports IN_ATTRIB as FileAttribEvent; older versions as FileModifiedEvent.
+ATTRIB_EVENTS = tuple(
+    e for e in [getattr(watchdog_events, "FileAttribEvent", None)] if isinstance(e, type)
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -64,9 +70,13 @@ class SqliteStore(Store):
     refused, and a rollback journal (``delete``) runs only when asked for, with a warning.
     """
 
-    # A commit writes the -wal file (or, with a rollback journal, the database): both are
-    # modifications of existing files, which the files store's "new names" filter ignores.
-    watch_events = (FileModifiedEvent, FileCreatedEvent, FileMovedEvent)
+    # A commit modifies existing files, which the files store's "new names" filter ignores.
+    # Those writes happen *before* the commit is visible (WAL frames are written, fsynced
+    # with synchronous=full, and only then published in the -shm index, which inotify never
+    # sees): a reader woken by them may find nothing yet and go back to sleep until the next
+    # poll (measured: one in 20 publishes took the full poll interval). So append() rings a
+    # doorbell once the commit is visible: it touches the database file's times (IN_ATTRIB).
+    watch_events = (FileModifiedEvent, FileCreatedEvent, FileMovedEvent, *ATTRIB_EVENTS)
 
     def __init__(
         self,
@@ -217,7 +227,14 @@ class SqliteStore(Store):
                 f"cannot write events to {self.path}: {exc}; nothing was acknowledged; "
                 "check space and permissions, and that no process holds a long transaction",
             ) from exc
+        self._ring_doorbell()
         return self.events_of(stream, first, drafts)
+
+    def _ring_doorbell(self) -> None:
+        try:
+            os.utime(self.path)
+        except OSError as exc:  # e.g. not the owner and no write permission: polls still work
+            logger.debug("cannot touch %s to wake local readers: %s", self.path, exc)
 
     def prune(self, *, max_age: float | None, max_count: int | None, now: float) -> int:
         """Remove the oldest events: all older than *max_age*, all beyond the newest *max_count*.
