@@ -27,9 +27,8 @@ class _Nudge(FileSystemEventHandler):
         self._names = names
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if self._names is not None and os.path.basename(os.fsdecode(event.src_path)) not in (
-            self._names
-        ):
+        name = os.path.basename(os.fsdecode(event.src_path))
+        if self._names is not None and name not in self._names:
             return
         if event.is_directory:
             self._waker.saw_new_directory = True
