@@ -143,3 +143,35 @@ def test_durable_cursor_files_hold_the_stores_position(target: str) -> None:
     assert consumer.position, "a position the Bus, cursors and follow(start=...) all accept"
     again = Bus(target, node="sub2")
     assert list(again.follow(start=consumer.position, timeout=0.3)) == []
+
+
+@pytest.mark.parametrize(
+    "topic, data, match",
+    [
+        ("bad topic", None, "invalid topic"),
+        ("ok", {"x": {1, 2}}, "not JSON-serialisable"),
+        ("ok", "x" * 2_000_000, "over the 1048576-byte limit"),
+    ],
+)
+def test_bad_input_raises_before_anything_is_written(
+    target: str, topic: str, data: object, match: str
+) -> None:
+    bus = Bus(target, node="web1")
+    with pytest.raises(InvalidEventError, match=match):
+        bus.publish(topic, data)
+    assert list(Bus(target, node="reader").follow(start="beginning", timeout=0.2)) == []
+    assert bus.publish("ok").id == "web1:1"
+    bus.close()
+
+
+def test_lost_local_state_resumes_from_the_stream(target: str, tmp_path: Path) -> None:
+    Bus(target, node="web1", state_dir=tmp_path / "old").publish_many([("t", 1), ("t", 2)])
+    # same machine, state dir wiped: the node's own heartbeat names another machine id now,
+    # so the new state must come from the stream without a conflict when the claim expired
+    store = open_store(target, state_dir=tmp_path / "new")
+    beat = store.read_heartbeat("web1")
+    assert beat is not None
+    store.write_heartbeat("web1", {**beat, "last_seen": 0})
+    event = Bus(store=store, node="web1").publish("t", 3)
+    assert event.seq == 3
+    store.close()
