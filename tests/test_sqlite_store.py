@@ -151,6 +151,8 @@ def test_fsync_false_means_synchronous_off(tmp_path: Path) -> None:
         ("sqlite://otherhost/events.db", "names a local file"),
         ("sqlite:{dir}/e.db?cache=shared", "unknown option"),
         ("sqlite:{dir}/e.db?journal_mode=memory", "journal_mode must be one of"),
+        ("sqlite:{dir}/e.db?busy_timeout=soon", "busy_timeout must be a number"),
+        ("sqlite:{dir}/e.db?busy_timeout=0", "busy_timeout must be a number"),
     ],
 )
 def test_bad_targets_are_refused(tmp_path: Path, target: str, message: str) -> None:

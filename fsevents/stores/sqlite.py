@@ -16,7 +16,6 @@ for. In a position dict it is the single entry ``{POSITION_KEY: seq}`` (sqlite_r
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -34,7 +33,15 @@ from ..cursor import LocalState, Position, resolve_state_dir
 from ..errors import PublishError, RootError
 from ..event import DEFAULT_MAX_EVENT_SIZE, Draft, Event
 from .base import GapHandler, Reader, Store
-from .sqlite_db import JOURNAL_MODES, SYNCHRONOUS, Connections, check_volume, choice, parse_target
+from .sqlite_db import (
+    JOURNAL_MODES,
+    SYNCHRONOUS,
+    Connections,
+    check_volume,
+    choice,
+    parse_target,
+    seconds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +104,10 @@ class SqliteStore(Store):
         self.synchronous = choice(
             "synchronous", synchronous or options.get("synchronous", default_sync), SYNCHRONOUS
         )
-        self.busy_timeout = busy_timeout or float(options.get("busy_timeout", 30.0))
+        self.busy_timeout = seconds(
+            "busy_timeout",
+            busy_timeout if busy_timeout is not None else options.get("busy_timeout", 30.0),
+        )
         self.max_event_size = max_event_size
         check_volume(self.path, self.journal_mode)
         try:
@@ -109,7 +119,7 @@ class SqliteStore(Store):
         self.db = Connections(self.path, busy_timeout=self.busy_timeout, setup=self._setup)
         try:
             self.identity = self._open_database()
-        except sqlite3.Error as exc:
+        except PublishError as exc:
             self.db.close()
             raise RootError(
                 f"cannot open {self.path} as an fsevents SQLite database: {exc}; "
@@ -165,12 +175,10 @@ class SqliteStore(Store):
     # -- reading ------------------------------------------------------------------------
 
     def head(self) -> Position:
-        row = self.db.get().execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
-        found = row.fetchone()
-        return {POSITION_KEY: int(found[0]) if found else 0}
+        return {POSITION_KEY: self.db.read(last_seq)}
 
     def beginning(self) -> Position:
-        return {POSITION_KEY: self.pruned_through(self.db.get())}
+        return {POSITION_KEY: self.db.read(self.pruned_through)}
 
     @staticmethod
     def pruned_through(conn: sqlite3.Connection) -> int:
@@ -219,14 +227,7 @@ class SqliteStore(Store):
             )
             return first
 
-        try:
-            first = self.db.write(insert)
-        except sqlite3.Error as exc:
-            raise PublishError(
-                errno.EIO,
-                f"cannot write events to {self.path}: {exc}; nothing was acknowledged; "
-                "check space and permissions, and that no process holds a long transaction",
-            ) from exc
+        first = self.db.write(insert)
         self._ring_doorbell()
         return self.events_of(stream, first, drafts)
 
@@ -251,13 +252,13 @@ class SqliteStore(Store):
                 row = conn.execute(
                     "SELECT seq FROM events WHERE time >= ? ORDER BY seq LIMIT 1", (now - max_age,)
                 ).fetchone()
-                bounds.append(int(row[0]) if row else _after_last(conn))
+                bounds.append(int(row[0]) if row else last_seq(conn) + 1)
             if max_count is not None:
                 row = conn.execute(
                     "SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?", (max_count - 1,)
                 ).fetchone()
                 if max_count == 0:
-                    bounds.append(_after_last(conn))
+                    bounds.append(last_seq(conn) + 1)
                 elif row:
                     bounds.append(int(row[0]))
             if not bounds:
@@ -282,9 +283,9 @@ class SqliteStore(Store):
         )
 
     def read_heartbeat(self, node: str) -> dict[str, Any] | None:
-        row = self.db.get().execute("SELECT doc FROM nodes WHERE node = ?", (node,)).fetchone()
+        rows = self.db.query("SELECT doc FROM nodes WHERE node = ?", (node,))
         try:
-            doc = json.loads(row[0]) if row else None
+            doc = json.loads(rows[0][0]) if rows else None
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
@@ -299,6 +300,7 @@ class SqliteStore(Store):
             db.close()
 
 
-def _after_last(conn: sqlite3.Connection) -> int:
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The highest seq ever given (AUTOINCREMENT's record survives pruning)."""
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    return (int(row[0]) if row else 0) + 1
+    return int(row[0]) if row else 0

@@ -10,6 +10,7 @@ release POSIX locks and may checkpoint or delete the parent's WAL files.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -17,10 +18,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..errors import RootError
+from ..errors import PublishError, RootError
 from ..fstype import filesystem_type, is_network_type
 
 T = TypeVar("T")
@@ -95,6 +96,16 @@ def choice(name: str, value: str, allowed: Sequence[str]) -> str:
     return value
 
 
+def seconds(name: str, value: object) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not seconds > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return seconds
+
+
 def is_busy(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
@@ -152,12 +163,13 @@ class Connections:
         collide on upgrade (a deferred transaction would fail with SQLITE_BUSY there without
         calling the busy handler). The connection's busy timeout covers the usual waits; the
         loop covers the cases where SQLite returns BUSY at once (e.g. WAL recovery).
+        Raises PublishError (an OSError) when SQLite fails: nothing was written.
         """
-        conn = self.get()
         deadline = time.monotonic() + self.busy_timeout
         delay = 0.001
         while True:
             try:
+                conn = self.get()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = body(conn)
@@ -166,23 +178,40 @@ class Connections:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.05)
-                continue
+            except sqlite3.Error as exc:
+                if is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.05)
+                    continue
+                raise PublishError(
+                    errno.EIO,
+                    f"cannot write to {self.path}: {exc}; nothing was written; check space "
+                    "and permissions, and that no process holds a long transaction",
+                ) from exc
             self.commits += 1
             return result
 
     def read(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """Run *body* in one read transaction: one consistent snapshot of the database."""
-        conn = self.get()
-        conn.execute("BEGIN")
+        """Run *body* in one read transaction: one consistent snapshot of the database.
+
+        Raises RootError (an OSError) when SQLite fails.
+        """
         try:
-            return body(conn)
-        finally:
-            conn.execute("COMMIT")
+            conn = self.get()
+            conn.execute("BEGIN")
+            try:
+                return body(conn)
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise RootError(errno.EIO, f"cannot read {self.path}: {exc}") from exc
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        """The rows of one read-only statement (in autocommit mode, its own snapshot)."""
+        try:
+            return self.get().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise RootError(errno.EIO, f"cannot read {self.path}: {exc}") from exc
 
     def close(self) -> None:
         if os.getpid() != self._pid:

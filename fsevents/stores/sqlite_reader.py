@@ -21,7 +21,7 @@ from ..cursor import Position
 from ..errors import CorruptEventError
 from ..event import WIRE_VERSION, Event
 from .base import Gap, GapHandler, Reader
-from .sqlite import POSITION_KEY
+from .sqlite import POSITION_KEY, last_seq
 
 if TYPE_CHECKING:
     from .sqlite import SqliteStore
@@ -56,7 +56,7 @@ class SqliteReader(Reader):
 
     def poll(self, limit: int) -> list[Event]:
         db = self._store.db
-        version = (int(db.get().execute("PRAGMA data_version").fetchone()[0]), db.commits)
+        version = (int(db.query("PRAGMA data_version")[0][0]), db.commits)
         if version == self._seen and not self._more:
             return []  # nobody committed since our last look
         self._seen = version
@@ -129,4 +129,4 @@ class SqliteReader(Reader):
                 self._covered_until = max(self._covered_until, int(last_covered))
         if firsts:
             return min(firsts) - 1
-        return int(self._store.head()[POSITION_KEY])
+        return last_seq(conn)
