@@ -20,7 +20,7 @@ from .event import Event
 from .features import Features
 from .settings import SharedSettings
 from .signals import Signals, signal_key
-from .stores import FilesStore, Gap, Store, open_store
+from .stores import FilesStore, Gap, SqliteStore, Store, open_store
 from .wsgi import FseventsMiddleware, init_flask
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "SettingsConflictError",
     "SharedSettings",
     "Signals",
+    "SqliteStore",
     "Store",
     "UnsupportedStoreError",
     "__version__",

@@ -49,8 +49,10 @@ class Bus:
     """Publish events, and receive every other process's events on a follower thread.
 
     ``Bus(root, node="web1")`` with *root* a directory on the shared volume (default:
-    $FSEVENTS_ROOT, else a local directory). With ``consumer="name"`` the position survives
-    restarts and crashes (at-least-once); without, the Bus starts at "now".
+    $FSEVENTS_ROOT, else a local directory), or a SQLite file (``*.db``, ``sqlite:`` URL)
+    when every process is on one host; or pass ``store=`` (see fsevents.stores). With
+    ``consumer="name"`` the position survives restarts and crashes (at-least-once); without,
+    the Bus starts at "now".
     """
 
     def __init__(
@@ -228,9 +230,7 @@ class Bus:
         deadline = None if timeout is None else time.monotonic() + timeout
         self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
         outage = Outage(self.store, base_delay=self.poll_interval, clock=self._clock)
-        with Waker(
-            self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
-        ) as waker:
+        with self._new_waker() as waker:
             while True:
                 wait = self.poll_interval
                 try:
@@ -263,9 +263,7 @@ class Bus:
             self._position = self._cursor.load() or self._position
         self._stopping.clear()
         self._reader = self._make_reader(self._position)
-        self._waker = Waker(
-            self.store.watch_paths(), poll_interval=self.poll_interval, watch=self.watch
-        )
+        self._waker = self._new_waker()
         self._thread = threading.Thread(target=self._run, name=f"fsevents-{self.node}", daemon=True)
         self._thread.start()
         return self
@@ -353,6 +351,15 @@ class Bus:
                 self._cursor.save(reader.position)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _new_waker(self) -> Waker:
+        return Waker(
+            self.store.watch_paths(),
+            poll_interval=self.poll_interval,
+            watch=self.watch,
+            events=self.store.watch_events,
+            names=self.store.watch_names(),
+        )
 
     @staticmethod
     def _scan_if_new_directory(waker: Waker, reader: Reader) -> None:

@@ -29,7 +29,10 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--root",
         metavar="TARGET",
-        help=f"shared directory to use (default: ${ROOT_ENV}, else {default_root()})",
+        help=(
+            "shared directory, or SQLite file (*.db, sqlite:///path.db?options) to use "
+            f"(default: ${ROOT_ENV}, else {default_root()})"
+        ),
     )
     common.add_argument("--node", help=f"this node's name (default: ${NODE_ENV}, else host name)")
     common.add_argument(

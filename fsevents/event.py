@@ -110,6 +110,22 @@ class Draft:
     origin: str
     key: Key | None = None  # signs the event when set (signing.py)
 
+    def signature(self, stream: str, seq: int) -> dict[str, str]:
+        """``{"kid", "sig"}`` of this draft stored at *stream*/*seq*; empty when unsigned."""
+        if self.key is None:
+            return {}
+        signed = envelope(
+            kid=self.key.kid,
+            stream=stream,
+            seq=seq,
+            topic=self.topic,
+            time=self.time,
+            node=self.node,
+            origin=self.origin,
+            data=json.loads(self.data_json),
+        )
+        return {"kid": self.key.kid, "sig": self.key.sign(signed)}
+
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -160,20 +176,7 @@ class Event:
             "node": draft.node,
             "origin": draft.origin,
         }
-        if draft.key is not None:
-            head["kid"] = draft.key.kid
-            head["sig"] = draft.key.sign(
-                envelope(
-                    kid=draft.key.kid,
-                    stream=stream,
-                    seq=seq,
-                    topic=draft.topic,
-                    time=draft.time,
-                    node=draft.node,
-                    origin=draft.origin,
-                    data=json.loads(draft.data_json),
-                )
-            )
+        head.update(draft.signature(stream, seq))
         head_json = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
         return (head_json[:-1] + ',"data":' + draft.data_json + "}").encode("utf-8")
 
@@ -182,18 +185,11 @@ class Event:
         """Parse and validate event bytes; raise CorruptEventError with the reason."""
         if len(raw) > max_size:
             raise CorruptEventError(f"larger than the {max_size}-byte limit")
-        if too_deep(raw):
-            raise CorruptEventError(f"nested deeper than {MAX_DEPTH} levels")
-        try:
-            doc = json.loads(
-                raw.decode("utf-8"),
-                parse_constant=_reject_constant,
-                parse_int=_bounded_int,
-                parse_float=_finite_float,
-                object_pairs_hook=_reject_duplicate_keys,
-            )
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise CorruptEventError(f"not valid JSON ({exc})") from None
+        return cls.from_dict(parse_json(raw))
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Event:
+        """Validate a decoded event document; raise CorruptEventError with the reason."""
         if not isinstance(doc, dict):
             raise CorruptEventError("not a JSON object")
         if doc.get("v") != WIRE_VERSION:
@@ -236,6 +232,23 @@ class Event:
             kid=kid if signed else None,
             sig=sig if signed else None,
         )
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """Parse untrusted JSON from the volume with bounded depth, integers and floats, no NaN
+    and no duplicate keys; raise CorruptEventError with the reason."""
+    if too_deep(raw if isinstance(raw, bytes) else raw.encode("utf-8")):
+        raise CorruptEventError(f"nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(
+            raw.decode("utf-8") if isinstance(raw, bytes) else raw,
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
+            object_pairs_hook=_reject_duplicate_keys,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise CorruptEventError(f"not valid JSON ({exc})") from None
 
 
 def _reject_constant(name: str) -> Any:

@@ -8,46 +8,51 @@ event merely cuts the wait short. A missed or duplicated watcher event is theref
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirMovedEvent,
-    FileCreatedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+
+from .stores.base import NEW_NAME_EVENTS
 
 logger = logging.getLogger(__name__)
 
-# Only new names matter. Opens and closes (our own reads) must not wake us, or every scan
-# would trigger the next one.
-_WAKE_ON: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    FileMovedEvent,
-    DirCreatedEvent,
-    DirMovedEvent,
-]
-
 
 class _Nudge(FileSystemEventHandler):
-    def __init__(self, waker: Waker) -> None:
+    def __init__(self, waker: Waker, names: frozenset[str] | None) -> None:
         self._waker = waker
+        self._names = names
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        name = os.path.basename(os.fsdecode(event.src_path))
+        if self._names is not None and name not in self._names:
+            return
         if event.is_directory:
             self._waker.saw_new_directory = True
         self._waker.wake()
 
 
 class Waker:
-    """Wait until a watched path changes or *poll_interval* passes, whichever is first."""
+    """Wait until a watched path changes or *poll_interval* passes, whichever is first.
 
-    def __init__(self, paths: Sequence[Path], *, poll_interval: float, watch: bool = True) -> None:
+    *events* are the watcher event types that wake (a store's ``watch_events``): the files
+    store wakes on new names only, the SQLite store on modifications of its database and WAL.
+    With *names*, only those file names directly in *paths* wake (not recursive), so a
+    database in a busy directory such as /tmp does not wake on its neighbours' changes.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        poll_interval: float,
+        watch: bool = True,
+        events: Sequence[type[FileSystemEvent]] = NEW_NAME_EVENTS,
+        names: frozenset[str] | None = None,
+    ) -> None:
         if poll_interval <= 0:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
         self.poll_interval = poll_interval
@@ -57,15 +62,20 @@ class Waker:
         self._observer: Observer | None = None  # type: ignore[valid-type]
         self.watching = False
         if watch:
-            self._start_observer(paths)
+            self._start_observer(paths, list(events), names)
 
-    def _start_observer(self, paths: Sequence[Path]) -> None:
+    def _start_observer(
+        self,
+        paths: Sequence[Path],
+        events: list[type[FileSystemEvent]],
+        names: frozenset[str] | None,
+    ) -> None:
         observer = Observer()
         observer.daemon = True
-        handler = _Nudge(self)
+        handler = _Nudge(self, names)
         try:
             for path in paths:
-                observer.schedule(handler, str(path), recursive=True, event_filter=_WAKE_ON)
+                observer.schedule(handler, str(path), recursive=names is None, event_filter=events)
             observer.start()
         except OSError as exc:
             # e.g. inotify watch limit reached: polling alone still delivers everything.

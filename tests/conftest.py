@@ -42,10 +42,12 @@ def root(tmp_path: Path) -> Path:
 
 
 #: Every store the contract tests run against; a new store is added here.
-STORES = ["files"]
+STORES = ["files", "sqlite"]
 
 
 @pytest.fixture(params=STORES)
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh target string for each store kind (what users pass as --root)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "shared" / "events.db")
     return str(tmp_path / "shared")

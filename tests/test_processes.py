@@ -11,6 +11,7 @@ from pathlib import Path
 from procs import read_lines, read_records, start_worker, wait_for, wait_lines
 
 from fsevents import Bus
+from fsevents.stores import open_store
 
 
 def _start_follower(
@@ -81,7 +82,8 @@ def test_a_sigkilled_durable_consumer_resumes_with_nothing_lost(
         return start_worker("follow", target, "sub", str(out), *args)
 
     consumer = start()  # creating the consumer records its position before anything is sent
-    wait_for(lambda: (Path(target) / "nodes" / "sub.json").exists() or consumer.poll(), 30)
+    with open_store(target) as store:
+        wait_for(lambda: store.read_heartbeat("sub") is not None or consumer.poll(), 30)
     published = [e.id for e in Bus(target, node="pub").publish_many([("t", i) for i in range(300)])]
     try:
         for kill_at in (50, 150):
@@ -101,30 +103,39 @@ def test_a_sigkilled_durable_consumer_resumes_with_nothing_lost(
     assert duplicates <= 2 * 20, "duplicates only for the batch being handled at each crash"
 
 
+PUBLISHERS, EACH, FOLLOWERS = 4, 500, 2
+
+
 def test_four_publishers_two_followers_each_get_all_exactly_once_in_order(
     target: str, tmp_path: Path
 ) -> None:
-    followers = [_start_follower(target, tmp_path, f"f{n}", "--expected", "1000") for n in range(2)]
+    total = PUBLISHERS * EACH
+    followers = [
+        _start_follower(target, tmp_path, f"f{n}", "--expected", str(total))
+        for n in range(FOLLOWERS)
+    ]
     go = tmp_path / "go"
     publishers = [
-        start_worker("publish", target, f"p{n}", "250", "--start-file", str(go)) for n in range(4)
+        start_worker("publish", target, f"p{n}", str(EACH), "--start-file", str(go))
+        for n in range(PUBLISHERS)
     ]
     go.touch()
     try:
         for proc in publishers:
             assert proc.wait(120) == 0
         for proc, _ in followers:
-            assert proc.wait(120) == 0, "a follower did not receive all 1000 events"
+            assert proc.wait(120) == 0, f"a follower did not receive all {total} events"
     finally:
         _stop(*publishers, *(p for p, _ in followers))
     for _, out in followers:
         records = read_records(out)
-        assert len(records) == 1000 and len({r["id"] for r in records}) == 1000
+        assert len(records) == total and len({r["id"] for r in records}) == total
         _check_stream_order(records)
         per_stream = collections.defaultdict(list)
         for r in records:
             per_stream[r["stream"]].append(r["data"]["i"])
-        assert all(v == list(range(250)) for v in per_stream.values())
+        assert len(per_stream) == PUBLISHERS
+        assert all(v == list(range(EACH)) for v in per_stream.values())
 
 
 def test_processes_of_one_node_share_its_stream_and_receive_each_other(

@@ -30,10 +30,11 @@ def publish(args: argparse.Namespace) -> int:
     if args.start_file:
         while not Path(args.start_file).exists():
             time.sleep(0.01)
-    for i in range(args.count):
-        event = bus.publish(args.topic, {"i": i, "pid": os.getpid()})
+    for first in range(0, args.count, args.batch):
+        batch = range(first, min(first + args.batch, args.count))
+        events = bus.publish_many((args.topic, {"i": i, "pid": os.getpid()}) for i in batch)
         if args.acks:
-            _append(Path(args.acks), event.id)
+            _append(Path(args.acks), "\n".join(e.id for e in events))
     bus.close()
     return 0
 
@@ -134,6 +135,7 @@ def main() -> int:
     p.add_argument("--topic", default="test.event")
     p.add_argument("--acks")
     p.add_argument("--start-file")
+    p.add_argument("--batch", type=int, default=1, help="events per publish_many call")
     p.add_argument("--poll-interval", type=float, default=0.1)
     p.set_defaults(run=publish)
     f = sub.add_parser("follow")

@@ -3,14 +3,33 @@
 from __future__ import annotations
 
 import collections
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+)
+
 from ..cursor import LocalState, Position
-from ..event import Draft, Event
+from ..errors import InvalidEventError
+from ..event import DEFAULT_MAX_EVENT_SIZE, Draft, Event
+
+#: Watcher events that mean "a new name appeared". Opens and closes (our own reads) must not
+#: wake a reader, or every scan would trigger the next one (a wake storm seen on sshfs).
+NEW_NAME_EVENTS: tuple[type[FileSystemEvent], ...] = (
+    FileCreatedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +76,9 @@ class Store(ABC):
     #: Stable id of this store (not of its path): keys this machine's local state for it.
     identity: str
     local: LocalState
+    max_event_size: int = DEFAULT_MAX_EVENT_SIZE
+    #: Which watcher events on watch_paths() wake a reader (see waker.py).
+    watch_events: tuple[type[FileSystemEvent], ...] = NEW_NAME_EVENTS
 
     @abstractmethod
     def append(self, stream: str, drafts: Sequence[Draft]) -> list[Event]:
@@ -84,6 +106,39 @@ class Store(ABC):
     @abstractmethod
     def watch_paths(self) -> list[Path]:
         """Local paths whose changes mean "new events may be there"."""
+
+    def watch_names(self) -> frozenset[str] | None:
+        """Watch only these file names, directly in watch_paths(); None: everything, recursively."""
+        return None
+
+    def prune(self, *, max_age: float | None, max_count: int | None, now: float) -> int:
+        """Remove events older than *max_age* seconds or beyond the newest *max_count*.
+
+        Returns how many events were removed. Readers that had not read them get a Gap.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no retention yet")
+
+    # -- what every store shares ----------------------------------------------------------
+
+    def encode_batch(self, stream: str, first: int, drafts: Sequence[Draft]) -> list[bytes]:
+        """The wire bytes of each draft; an oversized one fails the batch before any write."""
+        blobs = [Event.encode(d, stream, first + i) for i, d in enumerate(drafts)]
+        for i, blob in enumerate(blobs):
+            if len(blob) > self.max_event_size:
+                raise InvalidEventError(
+                    f"event {i} of the batch (topic {drafts[i].topic!r}) is {len(blob)} bytes, "
+                    f"over the {self.max_event_size}-byte limit; send a smaller payload or a "
+                    "reference to it, or raise max_event_size on every node",
+                )
+        return blobs
+
+    @staticmethod
+    def events_of(stream: str, first: int, drafts: Sequence[Draft]) -> list[Event]:
+        """The events *drafts* became once stored at *first*, *first* + 1, ... of *stream*."""
+        return [
+            Event(stream, first + i, d.topic, d.time, d.node, d.origin, json.loads(d.data_json))
+            for i, d in enumerate(drafts)
+        ]
 
     @abstractmethod
     def write_heartbeat(self, node: str, doc: dict[str, Any]) -> None:

@@ -37,7 +37,6 @@ from .._fs import (
 )
 from ..cursor import LocalState, Position, resolve_state_dir
 from ..errors import (
-    InvalidEventError,
     NodeConflictError,
     PublishError,
     RootError,
@@ -278,15 +277,7 @@ class FilesStore(Store):
         return seq
 
     def _write_batch(self, stream: str, first: int, drafts: Sequence[Draft]) -> list[Event]:
-        # Encode everything first: an oversized event fails the batch before any write.
-        blobs = [Event.encode(d, stream, first + i) for i, d in enumerate(drafts)]
-        for i, blob in enumerate(blobs):
-            if len(blob) > self.max_event_size:
-                raise InvalidEventError(
-                    f"event {i} of the batch (topic {drafts[i].topic!r}) is {len(blob)} bytes, "
-                    f"over the {self.max_event_size}-byte limit; send a smaller payload or a "
-                    "reference to it, or raise max_event_size on every node",
-                )
+        blobs = self.encode_batch(stream, first, drafts)
         temps: list[Path] = []
         linked = 0
         try:
@@ -312,10 +303,7 @@ class FilesStore(Store):
             for tmp in temps[linked:]:
                 unlink_quietly(tmp)
         self.local.write_counter(stream, first + len(drafts) - 1)
-        return [
-            Event(stream, first + i, d.topic, d.time, d.node, d.origin, json.loads(d.data_json))
-            for i, d in enumerate(drafts)
-        ]
+        return self.events_of(stream, first, drafts)
 
     def _link(self, tmp: Path, final: Path, index: int) -> None:
         for _ in range(2):
