@@ -89,3 +89,18 @@ def link_no_replace(src: Path, dst: Path, *, allow_rename: bool = True) -> bool:
 def unlink_quietly(path: Path) -> None:
     with contextlib.suppress(OSError):
         os.unlink(path)
+
+
+def volume_clock(tmp_dir: Path) -> float:
+    """The volume's "now": the mtime the file server gives a file created this instant.
+
+    Comparing another node's file times with this (not with our own clock) keeps age
+    decisions right when the nodes' clocks disagree: every mtime on the share comes from the
+    same server clock (NFS and SFTP servers stamp writes themselves).
+    """
+    path = tmp_dir / unique_name("clock")
+    write_file(path, b"", fsync=False)
+    try:
+        return path.stat().st_mtime
+    finally:
+        unlink_quietly(path)

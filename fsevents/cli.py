@@ -15,6 +15,7 @@ from .bus import ROOT_ENV, Bus, default_root
 from .errors import FseventsError
 from .event import Event
 from .nodes import NODE_ENV
+from .prune import add_retention_options, cmd_prune, retention_options
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -120,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds to wait for a missing event before skipping it (default 30)",
     )
+    add_retention_options(tail, interval=True)
     tail.set_defaults(run=cmd_tail)
+
+    prune = sub.add_parser("prune", parents=[common], help="apply the retention once")
+    add_retention_options(prune, interval=False)
+    prune.add_argument("--json", action="store_true", help="print the report as JSON")
+    prune.set_defaults(run=cmd_prune)
     return parser
 
 
@@ -176,6 +183,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         hole_timeout=args.hole_timeout,
         consumer=args.consumer,
         start=args.start,
+        **retention_options(args),
     )
     seen = 0
     print(

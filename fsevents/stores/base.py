@@ -11,6 +11,7 @@ from typing import Any
 
 from ..cursor import LocalState, Position
 from ..event import Draft, Event
+from ..retention import PruneReport, Retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,26 @@ class Gap:
 
 
 GapHandler = Callable[[Gap], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What ``status`` shows of one stream: retained events, their seq range and size."""
+
+    stream: str
+    events: int
+    oldest: int | None
+    newest: int
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "events": self.events,
+            "oldest": self.oldest,
+            "newest": self.newest,
+            "bytes": self.bytes,
+        }
 
 
 class Reader(ABC):
@@ -92,6 +113,22 @@ class Store(ABC):
     @abstractmethod
     def read_heartbeat(self, node: str) -> dict[str, Any] | None:
         """The last liveness document of *node*, or None."""
+
+    @abstractmethod
+    def read_heartbeats(self) -> dict[str, dict[str, Any]]:
+        """Every node's last liveness document, by node name (what ``status`` shows)."""
+
+    @abstractmethod
+    def describe_streams(self) -> list[StreamInfo]:
+        """Each stream's retained events: count, oldest and newest seq, bytes."""
+
+    @abstractmethod
+    def prune(self, node: str, retention: Retention, *, now: float) -> PruneReport:
+        """Apply *retention* to *node*'s own stream and remove streams of gone nodes.
+
+        *now* is the node's clock (its own events carry its own times). Never removes the
+        newest event of a stream; removing what a reader is reading must be harmless.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or handles."""

@@ -33,7 +33,9 @@ from ..cursor import LocalState, Position, resolve_state_dir
 from ..errors import InvalidEventError, NodeConflictError, PublishError, RootError
 from ..event import DEFAULT_MAX_EVENT_SIZE, NAME_RE, Draft, Event
 from ..nodes import claim
-from .base import GapHandler, Reader, Store
+from ..retention import PruneReport, Retention
+from ..retention import prune as retention_prune
+from .base import GapHandler, Reader, Store, StreamInfo
 
 logger = logging.getLogger(__name__)
 
@@ -159,10 +161,15 @@ class FilesStore(Store):
         return os.path.lexists(self.event_path(stream, seq))
 
     def oldest_seq(self, stream: str) -> int | None:
+        """Lowest seq of *stream* that still exists.
+
+        A listing can still name files that another client pruned (sshfs: ~20 s, NFS:
+        acdirmax), so each candidate is confirmed by name before it counts.
+        """
         for segment in self.segments(stream):
-            seqs = self.seqs_in_segment(stream, segment)
-            if seqs:
-                return seqs[0]
+            for seq in self.seqs_in_segment(stream, segment):
+                if self.exists(stream, seq):
+                    return seq
         return None
 
     def newest_seq(self, stream: str) -> int:
@@ -303,6 +310,26 @@ class FilesStore(Store):
             str(self.event_path(stream, seq)),
         )
 
+    # -- retention and status -----------------------------------------------------------
+
+    def prune(self, node: str, retention: Retention, *, now: float) -> PruneReport:
+        return retention_prune(self, node, retention, now=now)
+
+    def describe_streams(self) -> list[StreamInfo]:
+        infos = []
+        for stream in self.streams():
+            count, size, oldest = 0, 0, None
+            for segment in self.segments(stream):
+                for seq in self.seqs_in_segment(stream, segment):
+                    try:
+                        size += self.event_path(stream, seq).lstat().st_size
+                    except OSError:
+                        continue  # pruned since the listing
+                    count += 1
+                    oldest = seq if oldest is None else oldest
+            infos.append(StreamInfo(stream, count, oldest, self.newest_seq(stream), size))
+        return infos
+
     # -- heartbeats ---------------------------------------------------------------------
 
     def write_heartbeat(self, node: str, doc: dict[str, Any]) -> None:
@@ -319,6 +346,20 @@ class FilesStore(Store):
         except (OSError, ValueError):
             return None
         return doc if isinstance(doc, dict) else None
+
+    def read_heartbeats(self) -> dict[str, dict[str, Any]]:
+        try:
+            names = os.listdir(self.nodes_dir)
+        except FileNotFoundError:
+            return {}
+        beats = {}
+        for name in sorted(names):
+            node = name.removesuffix(".json")
+            if name.endswith(".json") and NAME_RE.fullmatch(node) and not node.startswith("."):
+                doc = self.read_heartbeat(node)
+                if doc is not None:
+                    beats[node] = doc
+        return beats
 
 
 class _SeqTaken(Exception):
