@@ -393,7 +393,9 @@ class Bus:
         key = f"consumer:{consumer}" if consumer else f"bus:{self.origin}"
         entry = None
         if not leaving:
+            role = "consumer" if consumer else "follower" if self._thread else "publisher"
             entry = nodes.process_entry(
+                role=role,
                 consumer=consumer,
                 position=self.position,
                 counters=self.stats(),

@@ -16,6 +16,7 @@ from .errors import FseventsError
 from .event import Event
 from .nodes import NODE_ENV
 from .prune import add_retention_options, cmd_prune, retention_options
+from .status import cmd_status
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -128,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_retention_options(prune, interval=False)
     prune.add_argument("--json", action="store_true", help="print the report as JSON")
     prune.set_defaults(run=cmd_prune)
+
+    status = sub.add_parser("status", parents=[common], help="nodes, lag, counters, streams")
+    status.add_argument("--json", action="store_true", help="print one JSON document")
+    status.set_defaults(run=cmd_status)
     return parser
 
 

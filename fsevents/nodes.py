@@ -64,6 +64,7 @@ def claim(store: Store, node: str, *, clock: Callable[[], float] = time.time) ->
 
 def process_entry(
     *,
+    role: str,
     consumer: str | None,
     position: Position,
     counters: dict[str, int],
@@ -73,6 +74,7 @@ def process_entry(
     """What one process says about itself in its node's heartbeat."""
     return {
         "pid": os.getpid(),
+        "role": role,  # consumer (durable), follower (from "now"), or publisher only
         "consumer": consumer,
         "position": position,
         "counters": counters,
