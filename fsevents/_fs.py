@@ -10,6 +10,7 @@ from pathlib import Path
 
 # Errors meaning "this file system cannot make hard links" (some SMB servers, FAT, ...).
 _NO_LINK_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def unique_name(prefix: str) -> str:
@@ -104,3 +105,22 @@ def volume_clock(tmp_dir: Path) -> float:
         return path.stat().st_mtime
     finally:
         unlink_quietly(path)
+
+
+def visible(path: Path) -> bool:
+    """Does *path* exist, asking the server rather than the client's attribute cache?
+
+    On sshfs, ``stat`` of a file that another client removed keeps succeeding for ~20 s (the
+    attribute cache; measured in tests/test_netvol.py), while ``open`` fails at once; NFS
+    revalidates on open too (close-to-open consistency). So existence is tested by opening.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return True  # a symbolic link is there (never followed)
+        if exc.errno in (errno.ENOENT, errno.ESTALE, errno.ENOTDIR):
+            return False
+        raise
+    os.close(fd)
+    return True

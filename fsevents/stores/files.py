@@ -27,6 +27,7 @@ from .._fs import (
     replace_atomic,
     unique_name,
     unlink_quietly,
+    visible,
     write_file,
 )
 from ..cursor import LocalState, Position, resolve_state_dir
@@ -158,7 +159,7 @@ class FilesStore(Store):
         return sorted(int(m.group(1)) for m in found if m)
 
     def exists(self, stream: str, seq: int) -> bool:
-        return os.path.lexists(self.event_path(stream, seq))
+        return visible(self.event_path(stream, seq))
 
     def oldest_seq(self, stream: str) -> int | None:
         """Lowest seq of *stream* that still exists.
