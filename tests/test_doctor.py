@@ -5,15 +5,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from netfs import SharedDirs
-from procs import fsevents_cli
+from procs import doctor_peers, doctor_peers_results, fsevents_cli, start_doctor
 
 from fsevents import doctor
 from fsevents.doctor import check_clock, files_store_safe, run_checks
@@ -95,26 +93,8 @@ def test_nfs_mount_options_get_advice(
     assert find_mount(Path("/home"), str(info)).network is False
 
 
-def _doctor(root: Path, node: str, peer: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "fsevents", "doctor", "--root", str(root), "--node", node,
-         "--peer", peer, "--json", *extra],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
-def run_peers(a: Path, b: Path, timeout: float = 120) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``doctor --peer`` on two nodes at once (roots *a* and *b*); both must exit 0."""
-    procs = [_doctor(a, "node-a", "node-b"), _doctor(b, "node-b", "node-a")]
-    outs = [p.communicate(timeout=timeout)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    return json.loads(outs[0]), json.loads(outs[1])
-
-
 def test_peer_mode_on_one_local_directory(tmp_path: Path) -> None:
-    doc_a, doc_b = run_peers(tmp_path, tmp_path)
-    for doc in (doc_a, doc_b):
-        checks = _checks(doc)
+    for checks in doctor_peers_results(doctor_peers(tmp_path, tmp_path)):
         assert checks["peer-name"]["status"] == "ok"
         assert checks["peer-listing"]["details"]["listing_lag_seconds"] < 1.0
         assert abs(checks["peer-clock"]["details"]["offset_seconds"]) < 1.0
@@ -122,7 +102,7 @@ def test_peer_mode_on_one_local_directory(tmp_path: Path) -> None:
 
 
 def test_peer_mode_fails_when_the_peer_does_not_answer(tmp_path: Path) -> None:
-    alone = _doctor(tmp_path, "node-a", "node-b", "--peer-timeout", "0.5")
+    alone = start_doctor(tmp_path, "node-a", "node-b", "--peer-timeout", "0.5")
     out = json.loads(alone.communicate(timeout=60)[0])
     assert alone.returncode == 1
     assert "did not say hello" in _checks(out)["peer"]["summary"]
