@@ -12,12 +12,10 @@ from typing import Any
 
 from ._version import __version__
 from .bus import ROOT_ENV, Bus, default_root
-from .doctor import cmd_doctor
 from .errors import FseventsError
 from .event import Event
 from .nodes import NODE_ENV
-from .prune import add_retention_options, cmd_prune, retention_options
-from .status import cmd_status
+from .prune import add_retention_options, retention_options
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -126,39 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_retention_options(tail, interval=True)
     tail.set_defaults(run=cmd_tail)
 
-    prune = sub.add_parser("prune", parents=[common], help="apply the retention once")
-    add_retention_options(prune, interval=False)
-    prune.add_argument("--json", action="store_true", help="print the report as JSON")
-    prune.set_defaults(run=cmd_prune)
+    from . import doctor_cli, farm_status, prune
 
-    status = sub.add_parser("status", parents=[common], help="nodes, lag, counters, streams")
-    status.add_argument("--json", action="store_true", help="print one JSON document")
-    status.set_defaults(run=cmd_status)
-
-    doctor = sub.add_parser("doctor", parents=[common], help="probe the volume; exit 0 if safe")
-    doctor.add_argument("--json", action="store_true", help="print one JSON document")
-    doctor.add_argument(
-        "--peer",
-        metavar="NODE",
-        help="cross-node mode: measure visibility with NODE running `doctor --peer` at once",
-    )
-    doctor.add_argument(
-        "--watch-timeout", type=_positive_float, default=2.0, metavar="S",
-        help="how long the watcher self-test waits (default 2)",
-    )  # fmt: skip
-    doctor.add_argument(
-        "--peer-timeout", type=_positive_float, default=60.0, metavar="S",
-        help="how long to wait for the peer to answer (default 60)",
-    )  # fmt: skip
-    doctor.add_argument(
-        "--listing-timeout", type=_positive_float, default=120.0, metavar="S",
-        help="how long to wait for a listing to show the peer's file (default 120)",
-    )  # fmt: skip
-    doctor.add_argument(
-        "--pings", type=_positive_int, default=5, metavar="N",
-        help="ping-pong round trips with the peer (default 5)",
-    )  # fmt: skip
-    doctor.set_defaults(run=cmd_doctor)
+    prune.register(sub, common)
+    farm_status.register(sub, common)
+    doctor_cli.register(sub, common)
     return parser
 
 

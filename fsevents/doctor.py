@@ -239,28 +239,3 @@ def render(target: Path, checks: list[Check]) -> str:
         for line in check.details.get("advice", []):
             lines.append(f"{'':21}-> {line}")
     return "\n".join(lines)
-
-
-def cmd_doctor(args: Any) -> int:
-    import json
-
-    from .bus import default_root
-    from .doctor_peer import run_peer
-    from .nodes import default_node_name
-
-    root = Path(args.root).expanduser() if args.root else default_root()
-    checks = run_checks(root, watch_timeout=args.watch_timeout)
-    if args.peer and files_store_safe(checks):
-        node = args.node or default_node_name()
-        checks += run_peer(
-            root, node, args.peer, pings=args.pings, timeout=args.peer_timeout,
-            listing_timeout=args.listing_timeout,
-        )  # fmt: skip
-    ok = files_store_safe(checks) and all(c.status != FAIL for c in checks)
-    if args.json:
-        doc = {"target": str(root), "ok": ok, "checks": [c.to_json() for c in checks]}
-        print(json.dumps(doc, indent=2))
-    else:
-        print(render(root, checks))
-        print("verdict: the files store is safe here" if ok else "verdict: NOT safe, see above")
-    return 0 if ok else 1

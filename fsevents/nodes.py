@@ -114,6 +114,12 @@ def heartbeat(
             "version": version,
             "last_seen": now,
             "processes": processes,
+            # {consumer: position}, the summary the WSGI status page reads
+            "consumers": {
+                p["consumer"]: p.get("position", {})
+                for p in processes.values()
+                if p.get("consumer")
+            },
         }
         store.write_heartbeat(node, doc)
         return doc

@@ -86,3 +86,11 @@ def _count_or_none(text: str) -> int | None:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1 or 'none', got {text}")
     return value
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``prune`` to the CLI's subcommands."""
+    prune = sub.add_parser("prune", parents=[common], help="apply the retention once")
+    add_retention_options(prune, interval=False)
+    prune.add_argument("--json", action="store_true", help="print the report as JSON")
+    prune.set_defaults(run=cmd_prune)

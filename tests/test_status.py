@@ -9,7 +9,7 @@ from helpers import Inbox, write_raw
 from procs import fsevents_cli, wait_for
 
 from fsevents import Bus, FilesStore
-from fsevents.status import collect, render
+from fsevents.farm_status import collect, render
 
 FAST = {"poll_interval": 0.05, "scan_interval": 0.1, "heartbeat_interval": 0.1}
 

@@ -1,5 +1,8 @@
 """``fsevents status``: nodes, their processes' lag and counters, and the retained streams.
 
+Store-level: it needs no running Bus, only the target (unlike the WSGI status page, which
+shows one process's view).
+
 Everything comes from the share: the heartbeat each node's processes refresh
 (``nodes/<node>.json``, one entry per process) and the streams themselves. Lag is counted
 in events: for each stream, the newest seq minus the position a process has reached.
@@ -143,3 +146,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         store.close()
     print(json.dumps(doc, indent=2) if args.json else render(doc))
     return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``status`` to the CLI's subcommands."""
+    status = sub.add_parser("status", parents=[common], help="nodes, lag, counters, streams")
+    status.add_argument("--json", action="store_true", help="print one JSON document")
+    status.set_defaults(run=cmd_status)
