@@ -256,6 +256,8 @@ class Bus:
         if self._cursor is not None:
             self._heartbeat()  # the consumer's last position, for status while it is down
             self._cursor.release()
+        elif self._beating:
+            self._heartbeat(leaving=True)
 
     def close(self) -> None:
         self.stop()

@@ -114,8 +114,9 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 def _ago(seconds: float) -> str:
     # Ages compare another node's clock with ours: `doctor` reports the offset if they drift.
-    if seconds < 0:
+    if seconds < -5:  # a beat written while we read is a little "in the future"; more is skew
         return f"in {-seconds:.0f}s (clock skew?)"
+    seconds = max(seconds, 0.0)
     if seconds < 120:
         return f"{seconds:.0f}s ago"
     if seconds < 7200:
