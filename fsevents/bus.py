@@ -287,8 +287,8 @@ class Bus:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_interval
                 if time.monotonic() >= next_prune:
-                    self.prune(wait=False)
                     next_prune = time.monotonic() + self.prune_interval
+                    self._prune_in_background()
                 failures = 0
             except Interrupted:
                 return
@@ -388,6 +388,15 @@ class Bus:
         self.counters["pruned"] += sum(report.removed.values())
         self.counters["streams_removed"] += len(report.removed_streams)
         return report
+
+    def _prune_in_background(self) -> None:
+        # Retention is housekeeping: a failure must not slow delivery down (the follower's
+        # back-off is for failures to read); say so once per attempt and try next time.
+        try:
+            self.prune(wait=False)
+        except OSError as exc:
+            self.counters["prune_errors"] += 1
+            logger.warning("cannot prune the stream of node %r: %s", self.node, exc)
 
     def _heartbeat(self, *, leaving: bool = False) -> None:
         consumer = self._cursor.consumer if self._cursor else None
