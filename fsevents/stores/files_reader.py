@@ -188,22 +188,12 @@ class FilesReader(Reader):
     def _look_past(self, stream: str, now: float) -> None:
         """A stalled stream: were its next events pruned (gap), or are they late (hole)?
 
-        The gap test comes first and uses the oldest event that opens by name: a listing can
-        still show files pruned through another client for ~20 s (sshfs) and would make a
-        gap look like a run of holes, one per stale name (measured in test_netvol.py).
+        Every name is confirmed by opening it: a listing can still show files pruned through
+        another client for ~20 s (sshfs), which made a gap look like a run of holes, one per
+        stale name (measured in test_netvol.py).
         """
         store = self._store
         nxt = self._pos[stream] + 1
-        oldest = store.oldest_seq(stream)
-        if oldest is not None and oldest > nxt:
-            gap = Gap(stream, nxt, oldest)
-            logger.warning("gap in %s", gap)
-            self.counters["gaps"] += 1
-            self._pos[stream] = oldest - 1
-            self._stalled.discard(stream)
-            if self.on_gap is not None:
-                self.on_gap(gap)
-            return
         later = next((s for s in (nxt + 1, nxt + 2) if store.exists(stream, s)), None)
         if later is None:
             segment = nxt // store.segment_size
@@ -214,8 +204,19 @@ class FilesReader(Reader):
                 later = next((s for s in listed if store.exists(stream, s)), None)
                 if later is not None:
                     break
-        if later is not None:
-            self._holes[stream] = _Hole(nxt, later, now)
+        if later is None:
+            return  # simply caught up
+        oldest = store.oldest_seq(stream)
+        if oldest is not None and oldest > nxt:
+            gap = Gap(stream, nxt, oldest)
+            logger.warning("gap in %s", gap)
+            self.counters["gaps"] += 1
+            self._pos[stream] = oldest - 1
+            self._stalled.discard(stream)
+            if self.on_gap is not None:
+                self.on_gap(gap)
+            return
+        self._holes[stream] = _Hole(nxt, later, now)
 
     def _probe_late(self, now: float) -> list[Event]:
         found: list[Event] = []
