@@ -189,3 +189,20 @@ def test_a_failing_prune_is_logged_and_does_not_slow_delivery(
         assert inbox.wait(1, 2)[0].data == "still delivered"
     assert "cannot prune the stream of node 'web2'" in caplog.text
     assert reader.stats().get("follower_errors", 0) == 0
+
+
+def test_a_stale_listing_naming_pruned_files_still_gives_one_gap(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(root)
+    Bus(store=store, node="web1").publish_many([("t", i) for i in range(8)])
+    stale = {seg: store.seqs_in_segment("web1", seg) for seg in store.segments("web1")}
+    prune_stream(store, "web1", Retention(age=None, count=2), now=0)
+    # as another client's cached listing (sshfs, ~20 s): the pruned names are still there
+    monkeypatch.setattr(store, "segments", lambda stream: sorted(stale))
+    monkeypatch.setattr(store, "seqs_in_segment", lambda stream, seg: stale[seg])
+    gaps: list[Gap] = []
+    reader = store.reader({"web1": 0}, hole_timeout=60, scan_interval=0, on_gap=gaps.append)
+    reader.poll(100)  # finds 1 missing: the stream stalls
+    assert [e.seq for e in reader.poll(100)] == [7, 8]
+    assert gaps == [Gap("web1", 1, 7)] and reader.counters["holes"] == 0
