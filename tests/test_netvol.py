@@ -182,6 +182,11 @@ def test_nodes_ten_minutes_apart_lose_nothing_and_keep_per_writer_order(
         )
         counts = {s["stream"]: (s["oldest"], s["events"]) for s in status["streams"]}
         assert counts == {"node-a": (1, 31), "node-b": (1, 31)}, "nothing was pruned"
+        for node in status["nodes"]:  # each consumer's last beat, written from its own clock
+            (entry,) = [p for p in node["processes"] if p["consumer"] == "indexer"]
+            assert (entry["lag"], entry["counters"].get("gaps", 0)) == (0, 0)
+        ages = {n["node"]: n["age"] for n in status["nodes"]}
+        assert ages["node-a"] < -500 < 500 < ages["node-b"], "status shows the skew as it is"
     finally:
         farm.stop()
 
