@@ -32,7 +32,7 @@ from procs import (
     wait_lines,
 )
 
-from fsevents import Bus, Event, Gap
+from fsevents import Bus, Event, FilesStore, Gap
 
 POLL = 0.5  # poll_interval of the followers here: the cross-mount path is polling only
 
@@ -262,3 +262,16 @@ def test_stat_of_a_file_removed_elsewhere_lags_but_open_does_not(shared_dirs: Sh
     assert time.monotonic() - t0 < 1.0
     print(f"\nafter removal through mount A, stat via B still says it exists: "
           f"{(shared_dirs.b / 'f').exists()}")  # fmt: skip
+
+
+def test_a_rewritten_heartbeat_reads_whole_through_another_mount(
+    shared_dirs: SharedDirs, tmp_path: Path
+) -> None:
+    writer = FilesStore(shared_dirs.a, state_dir=tmp_path / "state-a")
+    reader = FilesStore(shared_dirs.b, state_dir=tmp_path / "state-b")
+    writer.write_heartbeat("node-a", {"processes": {}})
+    assert reader.read_heartbeat("node-a") == {"processes": {}}
+    (shared_dirs.b / "nodes" / "node-a.json").stat()  # mount B caches the file's size now
+    grown = {"processes": {f"bus:{i}": {"position": {"node-b": i}} for i in range(40)}}
+    writer.write_heartbeat("node-a", grown)
+    assert reader.read_heartbeat("node-a") == grown

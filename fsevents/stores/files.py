@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 DEFAULT_SEGMENT_SIZE = 1000
 
+_HEARTBEAT_BLOCK = 4096
 _SEQ_FILE = re.compile(r"(\d{1,18})\.json")
 _SEGMENT_DIR = re.compile(r"\d{1,15}")
 
@@ -339,12 +340,12 @@ class FilesStore(Store):
     # -- heartbeats ---------------------------------------------------------------------
 
     def write_heartbeat(self, node: str, doc: dict[str, Any]) -> None:
-        replace_atomic(
-            self.nodes_dir / f"{node}.json",
-            json.dumps(doc).encode(),
-            fsync=False,
-            tmp_dir=self.tmp_dir,
-        )
+        # Padded with spaces to a multiple of 4 KiB, so the file's size rarely changes: another
+        # sshfs client that has the old size in its attribute cache reads a replaced file only
+        # up to that size (a longer new document came back cut, measured in test_netvol.py).
+        data = json.dumps(doc).encode()
+        data += b" " * (-len(data) % _HEARTBEAT_BLOCK)
+        replace_atomic(self.nodes_dir / f"{node}.json", data, fsync=False, tmp_dir=self.tmp_dir)
 
     def read_heartbeat(self, node: str) -> dict[str, Any] | None:
         try:
