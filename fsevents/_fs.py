@@ -8,14 +8,15 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import stat
-import time
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
 # Errors meaning "this file system cannot make hard links" (some SMB servers, FAT, ...).
 _NO_LINK_ERRNOS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EXDEV, errno.ENOSYS}
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 #: What unique_name() makes: <prefix>.<pid>.<12 hex>.tmp (what a temp sweep may remove).
@@ -174,14 +175,15 @@ def unlink_quietly(path: Path) -> None:
         os.unlink(path)
 
 
-def sweep_temps(directory: Path, max_age: float) -> int:
-    """Remove temp files (unique_name) older than *max_age* seconds; return how many.
+def sweep_temps(directory: Path, max_age: float, *, now: float) -> int:
+    """Remove temps (unique_name) older than *max_age* seconds by *now*; return how many.
 
-    Age is by mtime, which the file server sets: clock skew between nodes only matters if it
-    approaches *max_age*. Several nodes may sweep at once; a lost race to unlink is harmless.
+    Temps are files of publishers that died before linking, and directories of segments a
+    pruner renamed here and died before deleting. Pass the volume's clock as *now*
+    (``volume_clock``): mtimes come from the file server, so ages are then right whatever
+    this node's clock says. Several nodes may sweep at once; a lost race is harmless.
     """
     removed = 0
-    cutoff = time.time() - max_age
     try:
         names = os.listdir(directory)
     except OSError as exc:
@@ -192,9 +194,14 @@ def sweep_temps(directory: Path, max_age: float) -> int:
             continue
         path = directory / name
         try:
-            if os.lstat(path).st_mtime < cutoff:
+            info = os.lstat(path)
+            if now - info.st_mtime <= max_age:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(path)
+            else:
                 os.unlink(path)
-                removed += 1
+            removed += 1
         except OSError:
             continue  # gone already (another node swept it), or not ours to remove
     if removed:
@@ -223,3 +230,37 @@ def volume_advice(code: int | None) -> str:
             "directories (same group; see file_mode/dir_mode)"
         )
     return "check that the volume is mounted, writable and has space"
+
+
+def volume_clock(tmp_dir: Path) -> float:
+    """The volume's "now": the mtime the file server gives a file created this instant.
+
+    Comparing another node's file times with this (not with our own clock) keeps age
+    decisions right when the nodes' clocks disagree: every mtime on the share comes from the
+    same server clock (NFS and SFTP servers stamp writes themselves).
+    """
+    path = tmp_dir / unique_name("clock")
+    write_file(path, b"", fsync=False)
+    try:
+        return path.stat().st_mtime
+    finally:
+        unlink_quietly(path)
+
+
+def visible(path: Path) -> bool:
+    """Does *path* exist, asking the server rather than the client's attribute cache?
+
+    On sshfs, ``stat`` of a file that another client removed keeps succeeding for ~20 s (the
+    attribute cache; measured in tests/test_netvol.py), while ``open`` fails at once; NFS
+    revalidates on open too (close-to-open consistency). So existence is tested by opening.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return True  # a symbolic link is there (never followed)
+        if exc.errno in (errno.ENOENT, errno.ESTALE, errno.ENOTDIR):
+            return False
+        raise
+    os.close(fd)
+    return True

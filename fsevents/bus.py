@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
+from filelock import Timeout
 
 from . import _forksafe, nodes
 from ._version import __version__
@@ -28,6 +29,14 @@ from .event import (
     validate_topic,
 )
 from .outage import Outage
+from .retention import (
+    DEFAULT_PRUNE_INTERVAL,
+    DEFAULT_RETENTION_AGE,
+    DEFAULT_RETENTION_COUNT,
+    DEFAULT_TMP_MAX_AGE,
+    PruneReport,
+    Retention,
+)
 from .signing import Keyring, load_keyring, resolve_key_file
 from .stores import Gap, Reader, Store, open_store
 from .subscriptions import Dispatcher, Handler, Interrupted
@@ -36,7 +45,6 @@ from .waker import Waker
 logger = logging.getLogger(__name__)
 
 ROOT_ENV = "FSEVENTS_ROOT"
-DEFAULT_TMP_MAX_AGE = 3600.0
 Start = str | Position
 
 
@@ -79,12 +87,16 @@ class Bus:
         tmp_max_age: float = DEFAULT_TMP_MAX_AGE,
         file_mode: int | None = None,
         dir_mode: int | None = None,
+        retention_age: float | None = DEFAULT_RETENTION_AGE,
+        retention_count: int | None = DEFAULT_RETENTION_COUNT,
+        prune_interval: float = DEFAULT_PRUNE_INTERVAL,
         clock: Callable[[], float] = time.time,
     ) -> None:
         _check_positive(
             poll_interval=poll_interval,
             scan_interval=scan_interval,
             heartbeat_interval=heartbeat_interval,
+            prune_interval=prune_interval,
             batch_size=batch_size,
             max_event_size=max_event_size,
             tmp_max_age=tmp_max_age,
@@ -113,7 +125,10 @@ class Bus:
         self.receive_own, self.batch_size = receive_own, batch_size
         self.heartbeat_interval = heartbeat_interval
         self.tmp_max_age = tmp_max_age
+        self.retention = Retention(retention_age, retention_count)
+        self.prune_interval = prune_interval
         self._clock = clock
+        self._beating = False  # this process has an entry in the node's heartbeat
         self._gap_handlers: list[Callable[[Gap], object]] = [on_gap] if on_gap else []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -280,10 +295,15 @@ class Bus:
         self._position = self.position
         self._thread = self._waker = self._reader = None
         if self._cursor is not None:
+            self._heartbeat()  # the consumer's last position, for status while it is down
             self._cursor.release()
+        elif self._beating:
+            self._heartbeat(leaving=True)
 
     def close(self) -> None:
         self.stop()
+        if self._beating and self._cursor is None:
+            self._heartbeat(leaving=True)
         self.store.close()
 
     def __enter__(self) -> Bus:
@@ -318,16 +338,16 @@ class Bus:
 
     def _run(self) -> None:
         assert self._waker is not None and self._reader is not None
-        next_beat = next_sweep = 0.0
+        next_beat = next_prune = 0.0
         while not self._stopping.is_set():
             try:
                 self._drain(self._reader)
                 if time.monotonic() >= next_beat:
                     self._heartbeat()
                     next_beat = time.monotonic() + self.heartbeat_interval
-                if time.monotonic() >= next_sweep:
-                    self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
-                    next_sweep = time.monotonic() + min(self.tmp_max_age, 600.0)
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + self.prune_interval
+                    self._prune_in_background()
                 self._outage.succeeded()
             except Interrupted:
                 return
@@ -426,12 +446,62 @@ class Bus:
         self.counters["failed_events"] += 1
         self._cursor.record_failure(event.to_dict(), repr(exc))
 
-    def _heartbeat(self) -> None:
-        consumers = {self._cursor.consumer: self.position} if self._cursor else {}
+    def prune(self, *, wait: bool = True) -> PruneReport | None:
+        """Apply the retention to this node's stream and remove gone nodes' streams.
+
+        The follower thread calls this every *prune_interval*. One process of a machine
+        prunes at a time: with ``wait=False`` this returns None if a sibling is pruning.
+        """
+        lock = self.store.local.lock(f"prune-{self.node}")
+        try:
+            lock.acquire(timeout=-1 if wait else 0)
+        except Timeout:
+            return None
+        try:
+            report = self.store.prune(self.node, self.retention, now=self._clock())
+            report.removed_tmp = self.store.sweep(self.tmp_max_age)
+        finally:
+            lock.release()
+        self.counters["pruned"] += sum(report.removed.values())
+        self.counters["streams_removed"] += len(report.removed_streams)
+        self.counters["temps_swept"] += report.removed_tmp
+        return report
+
+    def _prune_in_background(self) -> None:
+        # Retention is housekeeping: a failure must not slow delivery down (the follower's
+        # back-off is for failures to read); say so once per attempt and try next time.
+        try:
+            self.prune(wait=False)
+        except OSError as exc:
+            self.counters["prune_errors"] += 1
+            logger.warning("cannot prune the stream of node %r: %s", self.node, exc)
+
+    def _heartbeat(self, *, leaving: bool = False) -> None:
+        consumer = self._cursor.consumer if self._cursor else None
+        # Durable consumers keep one entry across restarts; other Buses one per instance.
+        key = f"consumer:{consumer}" if consumer else f"bus:{self.origin}"
+        entry = None
+        if not leaving:
+            role = "consumer" if consumer else "follower" if self._thread else "publisher"
+            entry = nodes.process_entry(
+                role=role,
+                consumer=consumer,
+                position=self.position,
+                counters=self.stats(),
+                version=__version__,
+                now=self._clock(),
+            )
         try:
             nodes.heartbeat(
-                self.store, self.node, version=__version__, consumers=consumers, clock=self._clock
+                self.store,
+                self.node,
+                key=key,
+                entry=entry,
+                version=__version__,
+                clock=self._clock,
+                stale_after=max(3 * self.heartbeat_interval, 30.0),
             )
+            self._beating = not leaving
         except OSError as exc:
             logger.warning("cannot write the heartbeat of node %r: %s", self.node, exc)
 

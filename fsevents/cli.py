@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._version import __version__
-from .bus import DEFAULT_TMP_MAX_AGE, ROOT_ENV, Bus, default_root
+from .bus import ROOT_ENV, Bus, default_root
 from .errors import FseventsError
 from .event import Event
 from .nodes import NODE_ENV
+from .prune import add_retention_options, retention_options
 from .signing import KEY_FILE_ENV
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -142,19 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds to wait for a missing event before skipping it (default 30)",
     )
-    tail.add_argument(
-        "--tmp-max-age",
-        type=_positive_float,
-        default=DEFAULT_TMP_MAX_AGE,
-        metavar="S",
-        help="remove temp files of crashed publishers older than S seconds "
-        f"(default {DEFAULT_TMP_MAX_AGE:.0f})",
-    )
+    add_retention_options(tail, interval=True)
     tail.set_defaults(run=cmd_tail)
 
     from . import cli_settings
 
     cli_settings.register(sub, common)
+
+    from . import doctor_cli, farm_status, prune
+
+    prune.register(sub, common)
+    farm_status.register(sub, common)
+    doctor_cli.register(sub, common)
     return parser
 
 
@@ -225,7 +225,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
         hole_timeout=args.hole_timeout,
         consumer=args.consumer,
         start=args.start,
-        tmp_max_age=args.tmp_max_age,
+        **retention_options(args),
     )
     seen = 0
     print(

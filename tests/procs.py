@@ -13,7 +13,17 @@ from netfs import wait_for
 
 WORKERS = str(Path(__file__).with_name("workers.py"))
 
-__all__ = ["fsevents_cli", "read_lines", "read_records", "start_worker", "wait_for", "wait_lines"]
+__all__ = [
+    "doctor_peers",
+    "doctor_peers_results",
+    "fsevents_cli",
+    "read_lines",
+    "read_records",
+    "start_doctor",
+    "start_worker",
+    "wait_for",
+    "wait_lines",
+]
 
 
 def start_worker(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -58,3 +68,28 @@ def wait_lines(path: Path, count: int, timeout: float) -> list[str]:
         f"{count} lines in {path} (have {len(read_lines(path))})",
     )
     return read_lines(path)
+
+
+def start_doctor(root: Path, node: str, peer: str, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "fsevents", "doctor", "--root", str(root), "--node", node,
+         "--peer", peer, "--json", *extra],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def doctor_peers(a: Path, b: Path, *extra: str) -> list[subprocess.Popen[str]]:
+    """Start ``doctor --peer`` as node-a on root *a* and as node-b on root *b*, at once."""
+    return [
+        start_doctor(a, "node-a", "node-b", *extra),
+        start_doctor(b, "node-b", "node-a", *extra),
+    ]
+
+
+def doctor_peers_results(
+    procs: list[subprocess.Popen[str]], timeout: float = 150
+) -> list[dict[str, dict[str, Any]]]:
+    """Each peer's checks by name; both must have exited 0."""
+    outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * len(procs), outs
+    return [{c["name"]: c for c in json.loads(out)["checks"]} for out in outs]

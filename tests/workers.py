@@ -16,6 +16,22 @@ from pathlib import Path
 
 import fsevents
 
+#: Seconds added to this process's clock (the clock-skew tests run nodes 10 minutes apart).
+CLOCK_OFFSET_ENV = "FSEVENTS_TEST_CLOCK_OFFSET"
+
+
+def _clock() -> float:
+    return time.time() + float(os.environ.get(CLOCK_OFFSET_ENV, "0"))
+
+
+def _start(text: str) -> str | dict[str, int]:
+    """``now``, ``beginning``, or a JSON position such as ``{"web1": 0}``."""
+    return json.loads(text) if text.startswith("{") else text
+
+
+def _limit(text: str) -> float | None:
+    return None if text == "none" else float(text)
+
 
 def _append(out: Path, line: str) -> None:
     with open(out, "a", encoding="utf-8") as fh:
@@ -26,15 +42,18 @@ def _append(out: Path, line: str) -> None:
 
 def publish(args: argparse.Namespace) -> int:
     """Publish COUNT events; record each id in ACKS once publish() has returned."""
-    bus = fsevents.Bus(args.root, node=args.node, poll_interval=args.poll_interval)
+    bus = fsevents.Bus(args.root, node=args.node, poll_interval=args.poll_interval, clock=_clock)
     if args.start_file:
         while not Path(args.start_file).exists():
             time.sleep(0.01)
+    pace = threading.Event()
     for first in range(0, args.count, args.batch):
         batch = range(first, min(first + args.batch, args.count))
         events = bus.publish_many((args.topic, {"i": i, "pid": os.getpid()}) for i in batch)
         if args.acks:
             _append(Path(args.acks), "\n".join(e.id for e in events))
+        if args.interval:
+            pace.wait(args.interval)  # a node publishing now and then, not in a burst
     bus.close()
     return 0
 
@@ -49,7 +68,15 @@ def follow(args: argparse.Namespace) -> int:
         _append(
             Path(args.out),
             json.dumps(
-                {"id": event.id, "stream": event.stream, "seq": event.seq, "data": event.data}
+                {
+                    "id": event.id,
+                    "stream": event.stream,
+                    "seq": event.seq,
+                    "data": event.data,
+                    "time": event.time,
+                    "received": time.time(),
+                    "pid": os.getpid(),
+                }
             ),
         )
         count += 1
@@ -64,8 +91,12 @@ def follow(args: argparse.Namespace) -> int:
         consumer=args.consumer,
         poll_interval=args.poll_interval,
         watch=not args.no_watch,
-        start=args.start,
         batch_size=args.batch_size,
+        start=_start(args.start),
+        scan_interval=args.scan_interval,
+        retention_age=_limit(args.retention_age),
+        prune_interval=args.prune_interval,
+        clock=_clock,
     )
     bus.subscribe("*", on_event)
     with bus:
@@ -137,6 +168,7 @@ def main() -> int:
     p.add_argument("--start-file")
     p.add_argument("--batch", type=int, default=1, help="events per publish_many call")
     p.add_argument("--poll-interval", type=float, default=0.1)
+    p.add_argument("--interval", type=float, default=0.0, help="seconds between publishes")
     p.set_defaults(run=publish)
     f = sub.add_parser("follow")
     f.add_argument("root")
@@ -151,6 +183,9 @@ def main() -> int:
     f.add_argument("--timeout", type=float, default=120.0)
     f.add_argument("--batch-size", type=int, default=1000)
     f.add_argument("--handler-delay", type=float, default=0.0)
+    f.add_argument("--scan-interval", type=float, default=5.0)
+    f.add_argument("--retention-age", default=str(7 * 86400))
+    f.add_argument("--prune-interval", type=float, default=600.0)
     f.set_defaults(run=follow)
     s = sub.add_parser("signals")
     s.add_argument("root")

@@ -21,6 +21,7 @@ from watchdog.events import (
 from ..cursor import LocalState, Position
 from ..errors import InvalidEventError
 from ..event import DEFAULT_MAX_EVENT_SIZE, Draft, Event
+from ..retention import PruneReport, Retention
 
 #: Watcher events that mean "a new name appeared". Opens and closes (our own reads) must not
 #: wake a reader, or every scan would trigger the next one (a wake storm seen on sshfs).
@@ -48,6 +49,26 @@ class Gap:
 
 
 GapHandler = Callable[[Gap], None]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What ``status`` shows of one stream: retained events, their seq range and size."""
+
+    stream: str
+    events: int
+    oldest: int | None
+    newest: int
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "events": self.events,
+            "oldest": self.oldest,
+            "newest": self.newest,
+            "bytes": self.bytes,
+        }
 
 
 class Reader(ABC):
@@ -111,13 +132,6 @@ class Store(ABC):
         """Watch only these file names, directly in watch_paths(); None: everything, recursively."""
         return None
 
-    def prune(self, *, max_age: float | None, max_count: int | None, now: float) -> int:
-        """Remove events older than *max_age* seconds or beyond the newest *max_count*.
-
-        Returns how many events were removed. Readers that had not read them get a Gap.
-        """
-        raise NotImplementedError(f"{type(self).__name__} has no retention yet")
-
     # -- what every store shares ----------------------------------------------------------
 
     def encode_batch(self, stream: str, first: int, drafts: Sequence[Draft]) -> list[bytes]:
@@ -151,6 +165,22 @@ class Store(ABC):
     def sweep(self, max_age: float) -> int:
         """Remove leftovers of crashed writers older than *max_age* seconds; how many."""
         return 0
+
+    @abstractmethod
+    def read_heartbeats(self) -> dict[str, dict[str, Any]]:
+        """Every node's last liveness document, by node name (what ``status`` shows)."""
+
+    @abstractmethod
+    def describe_streams(self) -> list[StreamInfo]:
+        """Each stream's retained events: count, oldest and newest seq, bytes."""
+
+    @abstractmethod
+    def prune(self, node: str, retention: Retention, *, now: float) -> PruneReport:
+        """Apply *retention* to *node*'s own stream and remove streams of gone nodes.
+
+        *now* is the node's clock (its own events carry its own times). Never removes the
+        newest event of a stream; removing what a reader is reading must be harmless.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or handles."""

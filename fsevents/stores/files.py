@@ -10,6 +10,7 @@ Layout (DESIGN.md)::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -32,7 +33,9 @@ from .._fs import (
     sweep_temps,
     unique_name,
     unlink_quietly,
+    visible,
     volume_advice,
+    volume_clock,
     write_file,
 )
 from ..cursor import LocalState, Position, resolve_state_dir
@@ -44,7 +47,9 @@ from ..errors import (
 )
 from ..event import DEFAULT_MAX_EVENT_SIZE, NAME_RE, Draft, Event
 from ..nodes import claim
-from .base import GapHandler, Reader, Store
+from ..retention import PruneReport, Retention
+from ..retention import prune as retention_prune
+from .base import GapHandler, Reader, Store, StreamInfo
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,7 @@ DEFAULT_SEGMENT_SIZE = 1000
 DEFAULT_FILE_MODE = 0o664
 DEFAULT_DIR_MODE = 0o2775
 
+_HEARTBEAT_BLOCK = 4096
 _SEQ_FILE = re.compile(r"(\d{1,18})\.json")
 _SEGMENT_DIR = re.compile(r"\d{1,15}")
 
@@ -198,13 +204,18 @@ class FilesStore(Store):
         return sorted(int(m.group(1)) for m in found if m)
 
     def exists(self, stream: str, seq: int) -> bool:
-        return os.path.lexists(self.event_path(stream, seq))
+        return visible(self.event_path(stream, seq))
 
     def oldest_seq(self, stream: str) -> int | None:
+        """Lowest seq of *stream* that still exists.
+
+        A listing can still name files that another client pruned (sshfs: ~20 s, NFS:
+        acdirmax), so each candidate is confirmed by name before it counts.
+        """
         for segment in self.segments(stream):
-            seqs = self.seqs_in_segment(stream, segment)
-            if seqs:
-                return seqs[0]
+            for seq in self.seqs_in_segment(stream, segment):
+                if self.exists(stream, seq):
+                    return seq
         return None
 
     def newest_seq(self, stream: str) -> int:
@@ -222,6 +233,11 @@ class FilesStore(Store):
         while self.exists(stream, newest + 1):
             newest += 1
         return newest
+
+    def beginning(self) -> Position:
+        """Just before the oldest retained event of each stream, taken now: what is pruned
+        later, before a reader gets to it, is reported to that reader as a gap."""
+        return {stream: (self.oldest_seq(stream) or 1) - 1 for stream in self.streams()}
 
     def head(self) -> Position:
         return {stream: self.newest_seq(stream) for stream in self.streams()}
@@ -339,14 +355,43 @@ class FilesStore(Store):
 
     def sweep(self, max_age: float) -> int:
         """Remove temp files older than *max_age* seconds (left by crashed writers)."""
-        return sweep_temps(self.tmp_dir, max_age)
+        return sweep_temps(self.tmp_dir, max_age, now=volume_clock(self.tmp_dir))
+
+    # -- retention and status -----------------------------------------------------------
+
+    def prune(self, node: str, retention: Retention, *, now: float) -> PruneReport:
+        return retention_prune(self, node, retention, now=now)
+
+    def describe_streams(self) -> list[StreamInfo]:
+        """Counts from the ends of each stream, found by name: a listing can be ~20 s stale.
+
+        Bytes are summed over the listed files and scaled up to the counted events.
+        """
+        infos = []
+        for stream in self.streams():
+            listed, size = 0, 0
+            for segment in self.segments(stream):
+                for seq in self.seqs_in_segment(stream, segment):
+                    with contextlib.suppress(OSError):  # pruned since the listing
+                        size += self.event_path(stream, seq).lstat().st_size
+                        listed += 1
+            oldest, newest = self.oldest_seq(stream), self.newest_seq(stream)
+            events = 0 if oldest is None else newest - oldest + 1
+            scaled = round(size / listed * events) if listed else 0
+            infos.append(StreamInfo(stream, events, oldest, newest, scaled))
+        return infos
 
     # -- heartbeats ---------------------------------------------------------------------
 
     def write_heartbeat(self, node: str, doc: dict[str, Any]) -> None:
+        # Padded with spaces to a multiple of 4 KiB, so the file's size rarely changes: another
+        # sshfs client that has the old size in its attribute cache reads a replaced file only
+        # up to that size (a longer new document came back cut, measured in test_netvol.py).
+        data = json.dumps(doc).encode()
+        data += b" " * (-len(data) % _HEARTBEAT_BLOCK)
         replace_atomic(
             self.nodes_dir / f"{node}.json",
-            json.dumps(doc).encode(),
+            data,
             fsync=False,
             tmp_dir=self.tmp_dir,
             mode=self.file_mode,
@@ -359,6 +404,20 @@ class FilesStore(Store):
         except (OSError, ValueError, RecursionError):
             return None
         return doc if isinstance(doc, dict) else None
+
+    def read_heartbeats(self) -> dict[str, dict[str, Any]]:
+        try:
+            names = os.listdir(self.nodes_dir)
+        except FileNotFoundError:
+            return {}
+        beats = {}
+        for name in sorted(names):
+            node = name.removesuffix(".json")
+            if name.endswith(".json") and NAME_RE.fullmatch(node) and not node.startswith("."):
+                doc = self.read_heartbeat(node)
+                if doc is not None:
+                    beats[node] = doc
+        return beats
 
 
 class _SeqTaken(Exception):

@@ -206,9 +206,12 @@ class FilesReader(Reader):
                 self._pos[stream] = (oldest - 1) if oldest else 0
 
     def _look_past(self, stream: str, now: float) -> bool:
-        """A stalled stream: is its next seq missing while later ones exist?
+        """A stalled stream: were its next events pruned (gap), or are they late (hole)?
 
         Records a hole to wait for, or, for a gap, moves the position past it and returns True.
+        Every name is confirmed by opening it: a listing can still show files pruned through
+        another client for ~20 s (sshfs), which made a gap look like a run of holes, one per
+        stale name (measured in test_netvol.py).
         """
         if stream in self._holes:
             return False
@@ -220,17 +223,18 @@ class FilesReader(Reader):
             for seg in store.segments(stream):
                 if seg < segment:
                     continue
-                later = next((s for s in store.seqs_in_segment(stream, seg) if s > nxt), None)
+                listed = (s for s in store.seqs_in_segment(stream, seg) if s > nxt)
+                later = next((s for s in listed if store.exists(stream, s)), None)
                 if later is not None:
                     break
         if later is None:
             return False  # simply caught up
         oldest = store.oldest_seq(stream)
-        if oldest is not None and oldest >= later:
-            gap = Gap(stream, nxt, later)
+        if oldest is not None and oldest > nxt:
+            gap = Gap(stream, nxt, oldest)
             logger.warning("gap in %s", gap)
             self.counters["gaps"] += 1
-            self._pos[stream] = later - 1
+            self._pos[stream] = oldest - 1
             self._stalled.discard(stream)
             if self.on_gap is not None:
                 self.on_gap(gap)

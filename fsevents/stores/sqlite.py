@@ -16,6 +16,7 @@ for. In a position dict it is the single entry ``{POSITION_KEY: seq}`` (sqlite_r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -32,7 +33,8 @@ from watchdog.events import FileCreatedEvent, FileModifiedEvent, FileMovedEvent
 from ..cursor import LocalState, Position, resolve_state_dir
 from ..errors import PublishError, RootError
 from ..event import DEFAULT_MAX_EVENT_SIZE, Draft, Event
-from .base import GapHandler, Reader, Store
+from ..retention import PruneReport, Retention
+from .base import GapHandler, Reader, Store, StreamInfo
 from .sqlite_db import (
     JOURNAL_MODES,
     SYNCHRONOUS,
@@ -251,41 +253,56 @@ class SqliteStore(Store):
         except OSError as exc:  # e.g. not the owner and no write permission: polls still work
             logger.debug("cannot touch %s to wake local readers: %s", self.path, exc)
 
-    def prune(self, *, max_age: float | None, max_count: int | None, now: float) -> int:
-        """Remove the oldest events: all older than *max_age*, all beyond the newest *max_count*.
+    def prune(self, node: str, retention: Retention, *, now: float) -> PruneReport:
+        """Remove the oldest events of the whole database (one log for the farm, one host).
 
-        Removes a prefix in seq order (everything up to a bound), so ``pruned_through`` tells
-        a reader exactly which events it can no longer get.
+        Events older than ``retention.age`` go, and all but the newest ``retention.count``.
+        Removes a prefix in seq order (everything up to a bound), so ``pruned_through`` tells a
+        reader exactly which events it can no longer get. Every node may run it: it is
+        idempotent, and the ``streams`` table keeps each writer's next seq, so unlike the files
+        store no newest event needs to stay.
         """
-        if (max_age is not None and max_age < 0) or (max_count is not None and max_count < 0):
-            raise ValueError(f"max_age and max_count must be >= 0, got {max_age}, {max_count}")
 
-        def delete(conn: sqlite3.Connection) -> int:
+        def delete(conn: sqlite3.Connection) -> dict[str, int]:
             bounds = []
-            if max_age is not None:
+            if retention.age is not None:
                 row = conn.execute(
-                    "SELECT seq FROM events WHERE time >= ? ORDER BY seq LIMIT 1", (now - max_age,)
+                    "SELECT seq FROM events WHERE time >= ? ORDER BY seq LIMIT 1",
+                    (now - retention.age,),
                 ).fetchone()
                 bounds.append(int(row[0]) if row else last_seq(conn) + 1)
-            if max_count is not None:
+            if retention.count is not None:
                 row = conn.execute(
-                    "SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?", (max_count - 1,)
+                    "SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                    (retention.count - 1,),
                 ).fetchone()
-                if max_count == 0:
-                    bounds.append(last_seq(conn) + 1)
-                elif row:
+                if row:
                     bounds.append(int(row[0]))
             if not bounds:
-                return 0
+                return {}
             keep_from = max(bounds)
-            removed = conn.execute("DELETE FROM events WHERE seq < ?", (keep_from,)).rowcount
+            removed = dict(
+                conn.execute(
+                    "SELECT stream, count(*) FROM events WHERE seq < ? GROUP BY stream",
+                    (keep_from,),
+                ).fetchall()
+            )
+            conn.execute("DELETE FROM events WHERE seq < ?", (keep_from,))
             if keep_from - 1 > self.pruned_through(conn):
                 conn.execute(
                     "UPDATE meta SET value = ? WHERE key = 'pruned_through'", (str(keep_from - 1),)
                 )
-            return int(removed)
+            return {str(k): int(v) for k, v in removed.items()}
 
-        return self.db.write(delete)
+        return PruneReport(removed=self.db.write(delete))
+
+    def describe_streams(self) -> list[StreamInfo]:
+        rows = self.db.query(
+            "SELECT s.stream, count(e.seq), min(e.stream_seq), s.last_seq, "
+            "coalesce(sum(length(e.data)), 0) FROM streams s "
+            "LEFT JOIN events e ON e.stream = s.stream GROUP BY s.stream ORDER BY s.stream"
+        )
+        return [StreamInfo(str(r[0]), int(r[1]), r[2], int(r[3]), int(r[4])) for r in rows]
 
     # -- heartbeats ---------------------------------------------------------------------
 
@@ -303,6 +320,15 @@ class SqliteStore(Store):
         except ValueError:
             return None
         return doc if isinstance(doc, dict) else None
+
+    def read_heartbeats(self) -> dict[str, dict[str, Any]]:
+        beats = {}
+        for node, text in self.db.query("SELECT node, doc FROM nodes ORDER BY node"):
+            with contextlib.suppress(ValueError):
+                doc = json.loads(text)
+                if isinstance(doc, dict):
+                    beats[str(node)] = doc
+        return beats
 
     def close(self) -> None:
         self.db.close()
