@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for a missing event before skipping it (default 30)",
     )
     tail.set_defaults(run=cmd_tail)
+
+    from .bench.command import add_parser as add_bench_parser
+
+    add_bench_parser(sub, common)
     return parser
 
 
