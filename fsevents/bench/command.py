@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         if args.redis:
             from . import redis_phase
 
-            redis_figures, redis_status = redis_phase.run(settings, args.redis)
+            redis_figures, redis_status = redis_phase.run(settings, args.redis, figures)
             figures += redis_figures
         info["seconds"] = round(time.monotonic() - started, 1)
         info["load_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -20,7 +20,7 @@ from .common import BenchError, Figure, Settings, Worker, percentile, progress, 
 
 
 def _measure(
-    follower: Worker, publish: Callable[[float], None], count: int, spacing: float, seed: int
+    follower: Worker, publish: Callable[[float], object], count: int, spacing: float, seed: int
 ) -> list[float]:
     """Publish *count* events at random gaps averaging *spacing* s; the follower's latencies."""
     rng = random.Random(seed)  # same gaps for the store and its baseline

@@ -8,6 +8,7 @@ doing the same system calls (baselines.py), with and without the directory fsync
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from ..stores import FilesStore, open_store
@@ -28,17 +29,21 @@ def _rate(workers: list[Worker], timeout: float) -> float:
     finally:
         for worker in workers:
             worker.close()
-    span = max(r["end"] for r in results) - min(r["start"] for r in results)
-    return sum(r["count"] for r in results) / span
+    span = float(max(r["end"] for r in results) - min(r["start"] for r in results))
+    return sum(int(r["count"]) for r in results) / span
 
 
-def _store_rate(settings: Settings, procs: int, count: int, batch: int) -> float:
-    target = settings.phase_target(f"publish-{procs}-{batch}")
-    state = settings.state_dir(f"publish-{procs}-{batch}")
+def _store_rate(settings: Settings, procs: int, count: int, batch: int, nodes: int) -> float:
+    name = f"publish-{procs}-{batch}-{nodes}"
+    target, state = settings.phase_target(name), settings.state_dir(name)
     try:
         open_store(target, state_dir=state).close()  # create the root once, not in the race
         args = ["--target", target, "--count", str(count), "--batch", str(batch)]
-        return _rate([Worker("publish", *args, state_dir=state) for _ in range(procs)], 300)
+        workers = [
+            Worker("publish", *args, "--node", f"bench{i % nodes}", state_dir=state)
+            for i in range(procs)
+        ]
+        return _rate(workers, 300)
     finally:
         remove_target(target)
 
@@ -58,48 +63,65 @@ def _bare_rate(settings: Settings, procs: int, count: int, batch: int, dir_fsync
         remove_target(str(directory))
 
 
+def _sqlite_rate(settings: Settings, count: int, batch: int) -> float:
+    path = Path(settings.phase_target(f"bare-sqlite-{batch}"))
+    try:
+        return sqlite_publish_baseline(path, count=count, batch=batch)
+    finally:
+        remove_target(str(path))
+
+
+#: (processes, events per call, nodes they publish as)
+CASES = [(1, 1, 1), (1, BATCH, 1), (4, 1, 1), (4, BATCH, 1), (4, 1, 4)]
+
+
 def run(settings: Settings) -> list[Figure]:
+    """Each case runs ROUNDS times, alternating with its baselines; medians are reported,
+    because other work on a shared machine moves single runs by tens of percent."""
     kind = store_kind(settings)
-    count = 300 if settings.quick else 2000
+    count, rounds = (300, 1) if settings.quick else (1500, 3)
     figures = []
-    for procs in (1, 4):
-        for batch in (1, BATCH):
-            per_proc = max(count // procs // batch, 1) * batch
-            label = "single" if batch == 1 else f"publish_many({batch})"
-            progress(f"publish: {procs} process(es), {label}, {per_proc * procs} events")
-            rate = _store_rate(settings, procs, per_proc, batch)
-            figure = Figure(
-                f"publish.{'single' if batch == 1 else 'many'}.{procs}proc",
-                round(rate),
-                "events/s",
-            )
+    for procs, batch, nodes in CASES:
+        per_proc = max(count // procs // batch, 1) * batch
+        call = "single" if batch == 1 else "many"
+        who = f"{procs}proc" if nodes == 1 else f"{nodes}nodes"
+        progress(
+            f"publish: {procs} process(es) as {nodes} node(s), {call}, "
+            f"{per_proc * procs} events x {rounds} round(s), and baselines"
+        )
+        ours, bare, no_dir = [], [], []
+        for _ in range(rounds):
+            ours.append(_store_rate(settings, procs, per_proc, batch, nodes))
             if kind == "files":
-                bare = _bare_rate(settings, procs, per_proc, batch, dir_fsync=True)
-                no_dir = _bare_rate(settings, procs, per_proc, batch, dir_fsync=False)
-                figure.baseline = round(bare)
-                figure.baseline_label = "bare write+fsync+link+unlink+fsync(dir) loop"
-                figure.extra["baseline_without_dir_fsync"] = round(no_dir)
-                figure.target = ">= 70% of baseline"
-                figure.ok = rate >= 0.7 * bare
+                bare.append(_bare_rate(settings, procs, per_proc, batch, dir_fsync=True))
+                no_dir.append(_bare_rate(settings, procs, per_proc, batch, dir_fsync=False))
             elif kind == "sqlite":
-                path = Path(settings.phase_target(f"bare-sqlite-{procs}-{batch}"))
-                try:
-                    bare = sqlite_publish_baseline(path, count=per_proc, batch=batch)
-                finally:
-                    remove_target(str(path))
-                figure.baseline = round(bare)
-                figure.baseline_label = "bare INSERT + commit, WAL, synchronous=NORMAL, 1 process"
-                figure.target = ">= 50% of baseline"
-                figure.ok = rate >= 0.5 * bare
-            else:
-                figure.note = f"no bare baseline for the {kind} store"
-            figure.extra["events"] = per_proc * procs
-            figures.append(figure)
+                bare.append(_sqlite_rate(settings, per_proc, batch))
+        rate = statistics.median(ours)
+        figure = Figure(f"publish.{call}.{who}", round(rate), "events/s")
+        figure.extra.update(
+            events=per_proc * procs, rounds=rounds, all_rounds=[round(r) for r in ours]
+        )
+        if kind == "files":
+            figure.baseline = round(statistics.median(bare))
+            figure.baseline_label = "bare write+fsync+link+unlink+fsync(dir) loop, same processes"
+            figure.extra["baseline_without_dir_fsync"] = round(statistics.median(no_dir))
+            figure.target = ">= 70% of baseline"
+        elif kind == "sqlite":
+            figure.baseline = round(statistics.median(bare))
+            figure.baseline_label = "bare INSERT + commit, WAL, synchronous=NORMAL, 1 process"
+            figure.target = ">= 50% of baseline"
+        else:
+            figure.note = f"no bare baseline for the {kind} store"
+        if figure.baseline:
+            share = 0.7 if kind == "files" else 0.5
+            figure.ok = rate >= share * figure.baseline
+        figures.append(figure)
     return figures
 
 
 def store_kind(settings: Settings) -> str:
-    """"files", "sqlite", or the store class's name: which bare baseline applies."""
+    """ "files", "sqlite", or the store class's name: which bare baseline applies."""
     store = open_store(settings.phase_target("probe"), state_dir=settings.state_dir("probe"))
     try:
         if isinstance(store, FilesStore):

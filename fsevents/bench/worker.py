@@ -9,6 +9,7 @@ process of the machine, so a publisher's stamp and a follower's receipt compare 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -179,12 +180,16 @@ def bare_idle(args: argparse.Namespace) -> None:
     before, started = _cpu_seconds(), time.monotonic()
     while time.monotonic() - started < args.seconds:
         for name in names:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.close(os.open(name, os.O_RDONLY))
-            except FileNotFoundError:
-                pass
         time.sleep(args.poll_interval)
     _say({"cpu_seconds": _cpu_seconds() - before, "wall_seconds": time.monotonic() - started})
+
+
+def _redis_follow(args: argparse.Namespace) -> None:
+    from .redis_phase import follow as redis_follow  # the optional redis client, only here
+
+    redis_follow(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bare-catchup": bare_catchup,
         "idle": idle,
         "bare-idle": bare_idle,
+        "redis-follow": _redis_follow,
     }
     for name, run in modes.items():
         mode = sub.add_parser(name)
@@ -217,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         mode.add_argument("--seconds", type=float, default=10.0)
         mode.add_argument("--streams", type=int, default=20)
         mode.add_argument("--segment-size", type=int, default=1000)
+        mode.add_argument("--url", help="redis URL (redis modes)")
+        mode.add_argument("--kind", choices=["pubsub", "streams"], default="pubsub")
+        mode.add_argument("--key", default="fsevents-bench")
     return parser
 
 

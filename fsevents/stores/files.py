@@ -155,6 +155,21 @@ class FilesStore(Store):
         found = (_SEQ_FILE.fullmatch(n) for n in names)
         return sorted(int(m.group(1)) for m in found if m)
 
+    def first_seq_after(self, stream: str, segment: int, seq: int) -> int | None:
+        """The lowest seq above *seq* listed in *segment*, or None.
+
+        Zero-padded names sort as their numbers do, so a string comparison skips the names
+        at or below *seq* without parsing them: a caught-up reader's scan lists its current
+        segment (up to segment_size names) for every stream, every scan_interval.
+        """
+        try:
+            names = os.listdir(self.streams_dir / stream / f"{segment:08d}")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        floor = f"{seq:012d}.json"
+        found = (_SEQ_FILE.fullmatch(n) for n in names if len(n) > len(floor) or n > floor)
+        return min((int(m.group(1)) for m in found if m), default=None)
+
     def exists(self, stream: str, seq: int) -> bool:
         return os.path.lexists(self.event_path(stream, seq))
 

@@ -195,7 +195,7 @@ class FilesReader(Reader):
             for seg in store.segments(stream):
                 if seg < segment:
                     continue
-                later = next((s for s in store.seqs_in_segment(stream, seg) if s > nxt), None)
+                later = store.first_seq_after(stream, seg, nxt)
                 if later is not None:
                     break
         if later is None:
