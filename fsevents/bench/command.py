@@ -32,7 +32,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument(
         "--phases",
         default=",".join(PHASES),
-        help=f"comma-separated subset of {','.join(PHASES)} (default: all)",
+        help=f"comma-separated subset of {','.join(PHASES)} (default: all; '' for none, "
+        "e.g. with --redis)",
     )
     bench.add_argument(
         "--poll-interval", type=float, default=1.0, metavar="S", help="follower poll (default 1)"

@@ -43,9 +43,9 @@ def _idle_cpu(settings: Settings, target: str) -> Figure:
     percent = 100 * ours["cpu_seconds"] / ours["wall_seconds"]
     return Figure(
         "idle.cpu_percent",
-        round(percent, 3),
+        round(percent, 4),
         "% of one core",
-        baseline=round(100 * bare["cpu_seconds"] / bare["wall_seconds"], 3),
+        baseline=round(100 * bare["cpu_seconds"] / bare["wall_seconds"], 4),
         baseline_label="bare loop: one failed open per stream per poll interval",
         target="<= 1% of one core",
         ok=percent <= 1.0,
