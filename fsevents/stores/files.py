@@ -60,6 +60,7 @@ class FilesStore(Store):
         self.fsync = fsync
         self.max_event_size = max_event_size
         self.streams_dir = self.root / "streams"
+        self._streams_prefix = f"{self.streams_dir}{os.sep}"
         self.nodes_dir = self.root / "nodes"
         self.tmp_dir = self.root / "tmp"
         meta = self._open_root(segment_size)
@@ -130,7 +131,12 @@ class FilesStore(Store):
     # -- layout -------------------------------------------------------------------------
 
     def event_path(self, stream: str, seq: int) -> Path:
-        return self.streams_dir / stream / f"{seq // self.segment_size:08d}" / f"{seq:012d}.json"
+        return Path(self.event_file(stream, seq))
+
+    def event_file(self, stream: str, seq: int) -> str:
+        """The event's path as a string: what the read path and probes use, since building
+        a Path per probe cost a third of a catch-up (measured by ``fsevents bench``)."""
+        return f"{self._streams_prefix}{stream}/{seq // self.segment_size:08d}/{seq:012d}.json"
 
     def streams(self) -> list[str]:
         """Stream names visible in a listing (may lag on network volumes)."""
@@ -171,7 +177,7 @@ class FilesStore(Store):
         return min((int(m.group(1)) for m in found if m), default=None)
 
     def exists(self, stream: str, seq: int) -> bool:
-        return os.path.lexists(self.event_path(stream, seq))
+        return os.path.lexists(self.event_file(stream, seq))
 
     def oldest_seq(self, stream: str) -> int | None:
         for segment in self.segments(stream):

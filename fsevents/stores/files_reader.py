@@ -135,7 +135,7 @@ class FilesReader(Reader):
         del self._holes[stream]
 
     def _load(self, stream: str, seq: int) -> object:
-        path = self._store.event_path(stream, seq)
+        path = self._store.event_file(stream, seq)
         try:
             fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
         except OSError as exc:
