@@ -79,7 +79,7 @@ def run(settings: Settings) -> list[Figure]:
     """Each case runs ROUNDS times, alternating with its baselines; medians are reported,
     because other work on a shared machine moves single runs by tens of percent."""
     kind = store_kind(settings)
-    count, rounds = (300, 1) if settings.quick else (1500, 3)
+    count, rounds = (300, 1) if settings.quick else (1000, 5)
     figures = []
     for procs, batch, nodes in CASES:
         per_proc = max(count // procs // batch, 1) * batch

@@ -90,15 +90,17 @@ def table(figures: list[Figure], info: dict[str, Any], redis_status: str | None)
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     lines.append("")
     lines.append("baselines:")
-    seen = set()
+    groups: dict[str, list[str]] = {}
     for f in figures:
-        if f.baseline_label and f.baseline_label not in seen:
-            seen.add(f.baseline_label)
-            lines.append(f"  {f.name.split('.')[0]}: {f.baseline_label}")
+        if f.baseline_label:
+            groups.setdefault(f.baseline_label, []).append(f.name)
+    for label, names in groups.items():
+        lines.append(f"  {', '.join(names)}: {label}")
+    for f in figures:
         if "baseline_without_dir_fsync" in f.extra:
             lines.append(
-                f"  {f.name}: bare loop without the directory fsync: "
-                f"{f.extra['baseline_without_dir_fsync']} events/s"
+                f"  {f.name}: the bare loop without the directory fsync does "
+                f"{f.extra['baseline_without_dir_fsync']:,} events/s"
             )
         if f.note:
             lines.append(f"  {f.name}: {f.note}")
