@@ -73,7 +73,9 @@ def table(figures: list[Figure], info: dict[str, Any], redis_status: str | None)
     rows = [("figure", "value", "baseline", "ratio", "target", "")]
     for f in figures:
         ratio = ""
-        if f.value is not None and f.baseline:
+        if "ratio" in f.extra:
+            ratio = f"{f.extra['ratio']:.2f}"  # the median of paired rounds (publish.py)
+        elif f.value is not None and f.baseline:
             ratio = f"{f.value / f.baseline:.2f}"
         rows.append(
             (
