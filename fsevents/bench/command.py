@@ -108,7 +108,7 @@ def _run_phases(settings: Settings, phases: list[str], info: dict[str, Any]) -> 
     info["store"] = kind
     figures: list[Figure] = []
     if "publish" in phases:
-        figures += publish.run(settings)
+        figures += publish.run(settings, kind)
     if "latency" in phases:
         figures += latency.run(settings)
     if "catchup" in phases or "idle" in phases:

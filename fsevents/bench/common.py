@@ -75,7 +75,7 @@ class Settings:
 
 
 def remove_target(target: str) -> None:
-    path = Path(target)
+    path = Path(target.removeprefix("sqlite:"))
     if path.suffix in SQLITE_SUFFIXES:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -75,10 +75,12 @@ def _sqlite_rate(settings: Settings, count: int, batch: int) -> float:
 CASES = [(1, 1, 1), (1, BATCH, 1), (4, 1, 1), (4, BATCH, 1), (4, 1, 4)]
 
 
-def run(settings: Settings) -> list[Figure]:
+def run(settings: Settings, kind: str) -> list[Figure]:
     """Each case runs several rounds, alternating with its baselines; medians are reported,
-    because other work on a shared machine moves single runs by tens of percent."""
-    kind = store_kind(settings)
+    because other work on a shared machine moves single runs by tens of percent.
+
+    *kind* (store_kind) says which bare baseline applies.
+    """
     count, rounds = (300, 1) if settings.quick else (1000, 5)
     figures = []
     for procs, batch, nodes in CASES:
