@@ -70,13 +70,20 @@ class Settings:
             return str(base.with_name(f"{base.stem}.bench-{name}{base.suffix}"))
         return str(base / f"fsevents-bench-{name}")
 
+    def phase_dir(self, name: str) -> Path:
+        """A fresh directory on the target's volume, for the bare loops (whatever the store)."""
+        base = Path(self.target.removeprefix("sqlite:"))
+        if base.suffix in SQLITE_SUFFIXES:
+            return base.with_name(f"{base.stem}.bench-{name}")
+        return base / f"fsevents-bench-{name}"
+
     def state_dir(self, name: str) -> Path:
         return self.scratch / "state" / name
 
 
 def remove_target(target: str) -> None:
     path = Path(target.removeprefix("sqlite:"))
-    if path.suffix in SQLITE_SUFFIXES:
+    if path.suffix in SQLITE_SUFFIXES and not path.is_dir():
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
     else:

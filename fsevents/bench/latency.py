@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from ..bus import Bus
 from .baselines import BareFiles
@@ -55,7 +54,7 @@ def _store_latencies(settings: Settings, watch: bool, interval: float, count: in
 
 
 def _bare_latencies(settings: Settings, watch: bool, interval: float, count: int) -> list[float]:
-    directory = Path(settings.phase_target(f"bare-latency-{'watch' if watch else 'poll'}"))
+    directory = settings.phase_dir(f"bare-latency-{'watch' if watch else 'poll'}")
     try:
         bare = BareFiles(directory)
         args = ["--dir", str(bare.events_dir), "--count", str(count)]

@@ -49,7 +49,7 @@ def _store_rate(settings: Settings, procs: int, count: int, batch: int, nodes: i
 
 
 def _bare_rate(settings: Settings, procs: int, count: int, batch: int, dir_fsync: bool) -> float:
-    directory = Path(settings.phase_target(f"bare-{procs}-{batch}-{int(dir_fsync)}"))
+    directory = settings.phase_dir(f"bare-{procs}-{batch}-{int(dir_fsync)}")
     try:
         args = ["--dir", str(directory), "--count", str(count), "--batch", str(batch)]
         if not dir_fsync:
