@@ -49,7 +49,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--events",
         type=int,
         metavar="N",
-        help="retained events for catch-up and idle (default 100000; --quick 10000)",
+        help="retained events for catch-up and idle (default 100000; --quick 5000)",
     )
     bench.add_argument(
         "--streams", type=int, default=20, metavar="N", help="streams (nodes) in them (default 20)"
@@ -58,7 +58,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--idle-seconds",
         type=float,
         metavar="S",
-        help="how long the idle follower is watched (default 30; --quick 5)",
+        help="how long the idle follower is watched (default 30; --quick 3)",
     )
     bench.set_defaults(run=run)
 
@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> int:
             quick=args.quick,
             poll_interval=args.poll_interval,
             latency_poll_interval=args.latency_poll_interval,
-            catchup_events=args.events or (10_000 if args.quick else 100_000),
+            catchup_events=args.events or (5_000 if args.quick else 100_000),
             streams=args.streams,
-            idle_seconds=args.idle_seconds or (5.0 if args.quick else 30.0),
+            idle_seconds=args.idle_seconds or (3.0 if args.quick else 30.0),
         )
         info: dict[str, Any] = {
             "version": __version__,
