@@ -247,7 +247,7 @@ def volume_clock(tmp_dir: Path) -> float:
         unlink_quietly(path)
 
 
-def visible(path: Path) -> bool:
+def visible(path: str | os.PathLike[str]) -> bool:
     """Does *path* exist, asking the server rather than the client's attribute cache?
 
     On sshfs, ``stat`` of a file that another client removed keeps succeeding for ~20 s (the

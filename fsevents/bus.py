@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from filelock import Timeout
 
 from . import _forksafe, nodes
 from ._version import __version__
@@ -453,9 +452,7 @@ class Bus:
         prunes at a time: with ``wait=False`` this returns None if a sibling is pruning.
         """
         lock = self.store.local.lock(f"prune-{self.node}")
-        try:
-            lock.acquire(timeout=-1 if wait else 0)
-        except Timeout:
+        if not lock.acquire(blocking=wait):
             return None
         try:
             report = self.store.prune(self.node, self.retention, now=self._clock())

@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune.register(sub, common)
     farm_status.register(sub, common)
     doctor_cli.register(sub, common)
+
+    from .bench.command import add_parser as add_bench_parser
+
+    add_bench_parser(sub, common)
     return parser
 
 

@@ -10,9 +10,11 @@ ownership are guarded by locks that only the processes of this machine contend f
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,8 @@ class LocalState:
                 f"set {STATE_DIR_ENV} or state_dir= to a writable local directory"
             ) from exc
         self.machine_id = self._machine_id()
+        self._locks: dict[str, LocalLock] = {}
+        self._locks_guard = threading.Lock()
 
     def _machine_id(self) -> str:
         """A random id made once per state directory: what tells two machines apart."""
@@ -74,21 +78,93 @@ class LocalState:
             replace_atomic(path, ident.encode())
             return ident
 
-    def lock(self, name: str) -> FileLock:
-        return FileLock(str(self.dir / "locks" / f"{name}.lock"))
+    def lock(self, name: str) -> LocalLock:
+        """One lock object per name and LocalState, kept for the life of the process."""
+        with self._locks_guard:
+            if name not in self._locks:
+                self._locks[name] = LocalLock(self.dir / "locks" / f"{name}.lock")
+            return self._locks[name]
 
     def read_counter(self, stream: str) -> int | None:
+        """The last seq this machine wrote to *stream*. Call under the stream's lock."""
         try:
-            return int((self.dir / "counters" / stream).read_text())
+            return int((self.dir / "counters" / stream).read_bytes().strip(b"\0 \n"))
         except (OSError, ValueError):
             return None
 
     def write_counter(self, stream: str, seq: int) -> None:
-        # No fsync: a counter lost in a power cut is re-derived from the stream itself.
-        replace_atomic(self.dir / "counters" / stream, str(seq).encode(), fsync=False)
+        """Overwrite the counter in place. Call under the stream's lock.
+
+        In place, not write-temp-and-rename: creating and renaming a file on every publish
+        costs ext4 two journalled metadata operations, about a third of a single publish
+        (measured by ``fsevents bench``). Readers hold the same lock, so none sees a write
+        in progress; the fixed width means a longer old value never survives behind a
+        shorter new one, and the 21 bytes lie in one disk sector, which drives write whole.
+        No fsync: a counter lost in a power cut reads as None or as an older seq, and both
+        are re-derived from the stream itself (files.py, ``append``).
+        """
+        fd = os.open(self.dir / "counters" / stream, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, b"%020d\n" % seq, 0)
+        finally:
+            os.close(fd)
 
     def cursor(self, consumer: str) -> DurableCursor:
         return DurableCursor(self.dir / "cursors", consumer)
+
+
+class LocalLock:
+    """Excludes the other processes and threads of this machine: ``flock`` on a local file.
+
+    Taken once per publish, so it keeps its descriptor open: filelock's FileLock opens,
+    locks, unlocks and closes on every use, which cost about a fifth of a single publish
+    (measured by ``fsevents bench``). flock excludes open file descriptions, not threads,
+    so a thread lock comes first; and a forked child shares its parent's description, so
+    it opens its own before first use.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+        self._pid = -1
+        self._threads = threading.Lock()
+        self._reopen = threading.Lock()
+
+    def _descriptor(self) -> int:
+        with self._reopen:
+            if self._pid != os.getpid():
+                if self._fd >= 0:
+                    os.close(self._fd)  # the parent's: closing our copy leaves its lock alone
+                    self._threads = threading.Lock()
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                self._pid = os.getpid()
+            return self._fd
+
+    def acquire(self, *, blocking: bool = True) -> bool:
+        """Take the lock; with ``blocking=False``, return False at once if it is taken."""
+        fd = self._descriptor()
+        if not self._threads.acquire(blocking):
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            self._threads.release()
+            return False
+        except BaseException:
+            self._threads.release()
+            raise
+        return True
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def __enter__(self) -> LocalLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class DurableCursor:

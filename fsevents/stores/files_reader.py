@@ -159,7 +159,7 @@ class FilesReader(Reader):
         del self._holes[stream]
 
     def _load(self, stream: str, seq: int) -> object:
-        path = self._store.event_path(stream, seq)
+        path = self._store.event_file(stream, seq)
         try:
             fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
         except OSError as exc:
@@ -223,8 +223,7 @@ class FilesReader(Reader):
             for seg in store.segments(stream):
                 if seg < segment:
                     continue
-                listed = (s for s in store.seqs_in_segment(stream, seg) if s > nxt)
-                later = next((s for s in listed if store.exists(stream, s)), None)
+                later = store.first_seq_after(stream, seg, nxt)
                 if later is not None:
                     break
         if later is None:
