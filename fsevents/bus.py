@@ -27,6 +27,7 @@ from .event import (
     validate_pattern,
     validate_topic,
 )
+from .follower import Chore, Follower, scan_if_new_directory
 from .outage import Outage
 from .retention import (
     DEFAULT_PRUNE_INTERVAL,
@@ -35,10 +36,11 @@ from .retention import (
     DEFAULT_TMP_MAX_AGE,
     PruneReport,
     Retention,
+    prune_once,
 )
 from .signing import Keyring, load_keyring, resolve_key_file
 from .stores import Gap, Reader, Store, open_store
-from .subscriptions import Dispatcher, Handler, Interrupted
+from .subscriptions import Dispatcher, Handler
 from .waker import Waker
 
 logger = logging.getLogger(__name__)
@@ -130,9 +132,7 @@ class Bus:
         self._beating = False  # this process has an entry in the node's heartbeat
         self._gap_handlers: list[Callable[[Gap], object]] = [on_gap] if on_gap else []
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._waker: Waker | None = None
-        self._reader: Reader | None = None
+        self._follower: Follower | None = None
         self._claimed = False
         self._origin_pid = -1
         self._origin = ""
@@ -141,7 +141,7 @@ class Bus:
         self._cursor: DurableCursor | None = None
         if consumer is not None:
             self._cursor = self.store.local.cursor(validate_name(consumer, "consumer name"))
-            self._position = self._load_or_create_cursor(start)
+            self._position = self._cursor.load_or_create(lambda: self._resolve_start(start))
         else:
             self._position = self._resolve_start(start)
         self._dispatcher = Dispatcher(
@@ -212,10 +212,17 @@ class Bus:
 
     @property
     def position(self) -> Position:
-        return self._reader.position if self._reader else dict(self._position)
+        return self._follower.reader.position if self._follower else dict(self._position)
+
+    @property
+    def running(self) -> bool:
+        """Whether the follower thread is running (between start() and stop())."""
+        return self._follower is not None and self._follower.alive
 
     def stats(self) -> dict[str, int]:
-        reader = self._reader.counters if self._reader else Counter()
+        reader = self._follower.reader.counters if self._follower else Counter()
+        if self._follower is not None and self._follower.errors:
+            reader = reader + Counter(follower_errors=self._follower.errors)
         outages = Counter(outages=self._outage.count)
         return dict(self.counters + self._dispatcher.counters + reader + outages)
 
@@ -226,9 +233,8 @@ class Bus:
         read the store (volume unmounted, EIO, ...); it keeps retrying with backoff and
         delivers everything published meanwhile once the volume is back.
         """
-        running = self._thread is not None and self._thread.is_alive()
-        ok = running and not self._outage.failures
-        return {"running": running, "ok": ok, **self._outage.status()}
+        ok = self.running and not self._outage.failures
+        return {"running": self.running, "ok": ok, **self._outage.status()}
 
     def follow(
         self, topic: str = "*", *, start: Start = "now", timeout: float | None = None
@@ -259,7 +265,7 @@ class Bus:
                 if remaining is not None and remaining <= 0:
                     return
                 waker.wait(wait if remaining is None else min(wait, remaining))
-                self._scan_if_new_directory(waker, reader)
+                scan_if_new_directory(waker, reader)
 
     # -- the follower thread --------------------------------------------------------------
 
@@ -269,30 +275,37 @@ class Bus:
         In a process forked from one where this Bus ran, this starts a new follower at the
         parent's position: nothing started before a fork is reused after it.
         """
-        if self._thread is not None:
+        if self._follower is not None:
             return self
         nodes.claim(self.store, self.node, clock=self._clock)
         if self._cursor is not None:
             self._cursor.acquire()
             self._position = self._cursor.load() or self._position
         self._stopping.clear()
-        self._reader = self._make_reader(self._position)
-        self._waker = self._new_waker()
-        self._thread = threading.Thread(target=self._run, name=f"fsevents-{self.node}", daemon=True)
-        self._thread.start()
+        self._follower = Follower(
+            name=f"fsevents-{self.node}",
+            reader=self._make_reader(self._position),
+            waker=self._new_waker(),
+            deliver=self._deliver,
+            commit=self._cursor.save if self._cursor else None,
+            chores=[
+                Chore(self.heartbeat_interval, self._heartbeat),
+                Chore(self.prune_interval, self._prune_in_background),
+            ],
+            outage=self._outage,
+            batch_size=self.batch_size,
+            stopping=self._stopping,
+        )
+        self._follower.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the follower thread and release what it holds. Safe to call twice."""
-        if self._thread is None:
+        if self._follower is None:
             return
-        self._stopping.set()
-        assert self._waker is not None
-        self._waker.wake()
-        self._thread.join(timeout)
-        self._waker.close()
+        self._follower.stop(timeout)
         self._position = self.position
-        self._thread = self._waker = self._reader = None
+        self._follower = None
         if self._cursor is not None:
             self._heartbeat()  # the consumer's last position, for status while it is down
             self._cursor.release()
@@ -313,8 +326,8 @@ class Bus:
 
     def wake(self) -> None:
         """Look for new events now instead of at the next poll."""
-        if self._waker is not None:
-            self._waker.wake()
+        if self._follower is not None:
+            self._follower.waker.wake()
 
     def _after_fork_in_child(self) -> None:
         """In a forked child: the follower and watcher threads were not copied; drop them.
@@ -326,48 +339,14 @@ class Bus:
         """
         self._stopping = threading.Event()
         self._dispatcher.after_fork()
-        if self._thread is None:
+        if self._follower is None:
             return
         self._position = self.position
-        self._thread = self._waker = self._reader = None
+        self._follower = None
         if self._cursor is not None:
             # The parent still holds this consumer: a fresh lock object makes start() in the
             # child fail with ConsumerBusyError instead of sharing the inherited lock.
             self._cursor = self.store.local.cursor(self._cursor.consumer)
-
-    def _run(self) -> None:
-        assert self._waker is not None and self._reader is not None
-        next_beat = next_prune = 0.0
-        while not self._stopping.is_set():
-            try:
-                self._drain(self._reader)
-                if time.monotonic() >= next_beat:
-                    self._heartbeat()
-                    next_beat = time.monotonic() + self.heartbeat_interval
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + self.prune_interval
-                    self._prune_in_background()
-                self._outage.succeeded()
-            except Interrupted:
-                return
-            except Exception as exc:  # the volume failed us: never die, back off and retry
-                self.counters["follower_errors"] += 1
-                if self._stopping.wait(self._outage.failed(exc)):
-                    return
-                continue
-            self._waker.wait()
-            self._scan_if_new_directory(self._waker, self._reader)
-
-    def _drain(self, reader: Reader) -> None:
-        while not self._stopping.is_set():
-            events = reader.poll(self.batch_size)
-            if not events:
-                return
-            for event in events:
-                if self._deliverable(event):
-                    self._dispatcher.dispatch(event)
-            if self._cursor is not None:
-                self._cursor.save(reader.position)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -380,12 +359,9 @@ class Bus:
             names=self.store.watch_names(),
         )
 
-    @staticmethod
-    def _scan_if_new_directory(waker: Waker, reader: Reader) -> None:
-        # A new stream (node) on this host: list now rather than at the next scheduled scan.
-        if waker.saw_new_directory:
-            waker.saw_new_directory = False
-            reader.request_scan()
+    def _deliver(self, event: Event) -> None:
+        if self._deliverable(event):
+            self._dispatcher.dispatch(event)
 
     def _deliverable(self, event: Event) -> bool:
         """Not our own (unless asked for), and signed with a key we hold (if we hold keys).
@@ -426,20 +402,6 @@ class Bus:
             return validate_position(start)
         raise ValueError(f"start must be 'now', 'beginning' or a position dict, got {start!r}")
 
-    def _load_or_create_cursor(self, start: Start) -> Position:
-        assert self._cursor is not None
-        self._cursor.acquire()
-        try:
-            position = self._cursor.load()
-            if position is None:
-                # Record the starting point at once: nothing published after the consumer
-                # was created may be missed, even if it is first started much later.
-                position = self._resolve_start(start)
-                self._cursor.save(position)
-            return position
-        finally:
-            self._cursor.release()
-
     def _record_failure(self, event: Event, exc: BaseException) -> None:
         assert self._cursor is not None
         self.counters["failed_events"] += 1
@@ -451,14 +413,16 @@ class Bus:
         The follower thread calls this every *prune_interval*. One process of a machine
         prunes at a time: with ``wait=False`` this returns None if a sibling is pruning.
         """
-        lock = self.store.local.lock(f"prune-{self.node}")
-        if not lock.acquire(blocking=wait):
+        report = prune_once(
+            self.store,
+            self.node,
+            self.retention,
+            tmp_max_age=self.tmp_max_age,
+            now=self._clock(),
+            wait=wait,
+        )
+        if report is None:
             return None
-        try:
-            report = self.store.prune(self.node, self.retention, now=self._clock())
-            report.removed_tmp = self.store.sweep(self.tmp_max_age)
-        finally:
-            lock.release()
         self.counters["pruned"] += sum(report.removed.values())
         self.counters["streams_removed"] += len(report.removed_streams)
         self.counters["temps_swept"] += report.removed_tmp
@@ -479,7 +443,7 @@ class Bus:
         key = f"consumer:{consumer}" if consumer else f"bus:{self.origin}"
         entry = None
         if not leaving:
-            role = "consumer" if consumer else "follower" if self._thread else "publisher"
+            role = "consumer" if consumer else "follower" if self._follower else "publisher"
             entry = nodes.process_entry(
                 role=role,
                 consumer=consumer,

@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,22 @@ class DurableCursor:
                 f"cannot read the cursor of consumer {self.consumer!r} at {self.path}: {exc}; "
                 "fix or delete the file (deleting it restarts the consumer at 'now')"
             ) from exc
+
+    def load_or_create(self, start: Callable[[], Position]) -> Position:
+        """The saved position, or *start()* saved at once if there is none yet.
+
+        Recording the starting point when the consumer is created means nothing published
+        after that is missed, even if the consumer is first started much later.
+        """
+        self.acquire()
+        try:
+            position = self.load()
+            if position is None:
+                position = start()
+                self.save(position)
+            return position
+        finally:
+            self.release()
 
     def save(self, position: Position) -> None:
         replace_atomic(self.path, json.dumps({"position": position}).encode())

@@ -28,6 +28,7 @@ from .errors import CorruptEventError
 from .event import Event
 
 if TYPE_CHECKING:
+    from .stores.base import Store
     from .stores.files import FilesStore
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,31 @@ class PruneReport:
             "removed_streams": self.removed_streams,
             "removed_tmp": self.removed_tmp,
         }
+
+
+def prune_once(
+    store: Store,
+    node: str,
+    retention: Retention,
+    *,
+    tmp_max_age: float,
+    now: float,
+    wait: bool = True,
+) -> PruneReport | None:
+    """Apply *retention* for *node* through any store, then sweep stale temps.
+
+    One process of a machine prunes at a time (a local lock): with ``wait=False`` this
+    returns None at once if a sibling process is pruning.
+    """
+    lock = store.local.lock(f"prune-{node}")
+    if not lock.acquire(blocking=wait):
+        return None
+    try:
+        report = store.prune(node, retention, now=now)
+        report.removed_tmp = store.sweep(tmp_max_age)
+    finally:
+        lock.release()
+    return report
 
 
 def prune(store: FilesStore, node: str, retention: Retention, *, now: float) -> PruneReport:

@@ -35,9 +35,9 @@ def bus(root: Path) -> Any:
 
 def test_the_first_request_starts_the_bus_and_the_app_answers(bus: Bus) -> None:
     app = FseventsMiddleware(hello, bus, status_path="/_fsevents")
-    assert bus._thread is None  # building the app starts nothing (a pre-fork master)
+    assert not bus.running  # building the app starts nothing (a pre-fork master)
     assert call(app, "/")[2] == b"hello"
-    assert bus._thread is not None and bus._thread.is_alive()
+    assert bus.running
     assert call(app, "/_fsevents/other")[2] == b"hello"  # only the exact path is the page
 
 
@@ -95,7 +95,7 @@ def test_init_flask_wraps_a_real_flask_app(bus: Bus) -> None:
     client = web.test_client()
     assert client.get("/").data == b"from flask"
     assert client.get("/_fsevents.json").get_json()["node"] == "web1"
-    assert web.extensions["fsevents"] is bus and bus._thread is not None
+    assert web.extensions["fsevents"] is bus and bus.running
 
 
 def test_a_forked_child_starts_its_own_follower(tmp_path: Path) -> None:
