@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ._fs import fsync_dir, link_no_replace, unique_name, unlink_quietly, volume_clock, write_file
-from .mounts import Mount, find_mount, listing_cache_advice
+from .fstype import Mount, find_mount
+from .mounts import listing_cache_advice
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 #: Checks the files store needs; any of them failing makes doctor exit 1.

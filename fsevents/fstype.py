@@ -10,6 +10,7 @@ longest prefix of the path's real location is the one that holds it.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MOUNTINFO = Path("/proc/self/mountinfo")
@@ -55,16 +56,48 @@ def unescape_mountinfo(field: str) -> str:
     return "".join(out)
 
 
-def parse_mountinfo(text: str) -> dict[str, str]:
-    """Mount point -> file-system type; a later mount over the same point wins."""
-    mounts: dict[str, str] = {}
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """One line of mountinfo: where, what type, from where, with which options."""
+
+    point: str
+    fstype: str
+    source: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def network(self) -> bool:
+        """Shared over a network (or unknown, so assumed to be: the cautious answer)."""
+        return self.fstype == "unknown" or is_network_type(self.fstype)
+
+
+def parse_mounts(text: str) -> list[Mount]:
+    """Every parseable line of mountinfo text, in order (a later mount hides an earlier one)."""
+    mounts = []
     for line in text.splitlines():
         left, sep, right = line.partition(" - ")
-        fields = left.split(" ")
-        if not sep or len(fields) < 5 or not right:
+        fields, rest = left.split(" "), right.split(" ")
+        if not sep or len(fields) < 5 or not rest[0]:
             continue
-        mounts[unescape_mountinfo(fields[4])] = right.split(" ", 1)[0]
+        options = _options(fields[5] if len(fields) > 5 else "", rest[2] if len(rest) > 2 else "")
+        source = unescape_mountinfo(rest[1]) if len(rest) > 1 else ""
+        mounts.append(Mount(unescape_mountinfo(fields[4]), rest[0], source, options))
     return mounts
+
+
+def parse_mountinfo(text: str) -> dict[str, str]:
+    """Mount point -> file-system type; a later mount over the same point wins."""
+    return {mount.point: mount.fstype for mount in parse_mounts(text)}
+
+
+def _options(*groups: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for group in groups:
+        for item in group.split(","):
+            if item:
+                key, _, value = item.partition("=")
+                options[key] = value
+    return options
 
 
 def _real_path(path: str | os.PathLike[str]) -> str:
@@ -77,23 +110,33 @@ def _real_path(path: str | os.PathLike[str]) -> str:
     return os.path.join(os.path.realpath(candidate), *missing)
 
 
-def filesystem_type(path: str | os.PathLike[str], *, mountinfo: str | None = None) -> str:
-    """The type (``ext4``, ``nfs4``, ``fuse.sshfs`` ...) of the file system holding *path*.
+def find_mount(path: str | os.PathLike[str], *, mountinfo: str | None = None) -> Mount:
+    """The mount holding *path*: the longest mount point that contains its real location.
 
-    Returns ``"unknown"`` where mountinfo cannot be read (not Linux).
+    *mountinfo* is the text to read (default: this process's ``/proc/self/mountinfo``);
+    where it cannot be read (not Linux) the mount is ``Mount("/", "unknown")``.
     """
     if mountinfo is None:
         try:
             mountinfo = MOUNTINFO.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return "unknown"
+            return Mount("/", "unknown")
     real = _real_path(path)
-    best, best_type = "", "unknown"
-    for point, fstype in parse_mountinfo(mountinfo).items():
+    best = Mount("/", "unknown")
+    for mount in parse_mounts(mountinfo):
+        point = mount.point
         inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and len(point) >= len(best):
-            best, best_type = point, fstype
-    return best_type
+        if inside and (best.fstype == "unknown" or len(point) >= len(best.point)):
+            best = mount
+    return best
+
+
+def filesystem_type(path: str | os.PathLike[str], *, mountinfo: str | None = None) -> str:
+    """The type (``ext4``, ``nfs4``, ``fuse.sshfs`` ...) of the file system holding *path*.
+
+    Returns ``"unknown"`` where mountinfo cannot be read (not Linux).
+    """
+    return find_mount(path, mountinfo=mountinfo).fstype
 
 
 def is_network_type(fstype: str) -> bool:

@@ -1,78 +1,13 @@
-"""Which file system a path is on, and what its client caches mean for fsevents (doctor).
+"""What a mount's client caches mean for fsevents (doctor's advice per file-system type).
 
-Read from ``/proc/self/mountinfo`` (Linux). Elsewhere the mount is "unknown" and treated
-as a network volume: the cautious answer.
+Which mount holds a path, and its type and options, come from fstype.find_mount.
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-MOUNTINFO = "/proc/self/mountinfo"
-_LOCAL = {
-    "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "tmpfs", "overlay", "f2fs", "vfat",
-    "exfat", "ntfs3", "jfs", "reiserfs", "ramfs", "bcachefs", "apfs", "hfsplus",
-}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    point: str
-    fstype: str
-    source: str
-    options: dict[str, str]
-
-    @property
-    def network(self) -> bool:
-        """Anything not known to be a local disk counts as shared over a network."""
-        return self.fstype not in _LOCAL
-
-
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \\ooo octal
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def _options(*groups: str) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for group in groups:
-        for item in group.split(","):
-            if item:
-                key, _, value = item.partition("=")
-                options[key] = value
-    return options
-
-
-def find_mount(path: Path, mountinfo: str = MOUNTINFO) -> Mount:
-    """The mount holding *path* (the longest mount point that contains it)."""
-    real = os.path.realpath(path)
-    best: Mount | None = None
-    try:
-        with open(mountinfo, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return Mount("/", "unknown", "", {})
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields, rest = left.split(" "), right.split(" ")
-        if len(fields) < 6 or len(rest) < 3:
-            continue
-        point = _unescape(fields[4])
-        inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and (best is None or len(point) >= len(best.point)):
-            best = Mount(point, rest[0], _unescape(rest[1]), _options(fields[5], rest[2]))
-    return best or Mount("/", "unknown", "", {})
+from .fstype import Mount
 
 
 def listing_cache_advice(mount: Mount) -> tuple[str, str, dict[str, Any]]:

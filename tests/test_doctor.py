@@ -15,7 +15,8 @@ from procs import doctor_peers, doctor_peers_results, fsevents_cli, start_doctor
 
 from fsevents import doctor
 from fsevents.doctor import check_clock, files_store_safe, run_checks
-from fsevents.mounts import find_mount, listing_cache_advice
+from fsevents.fstype import find_mount
+from fsevents.mounts import listing_cache_advice
 
 
 def _checks(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -81,16 +82,15 @@ MOUNTINFO = (
 def test_nfs_mount_options_get_advice(
     tmp_path: Path, opts: str, status: str, negative: bool
 ) -> None:
-    info = tmp_path / "mountinfo"
-    info.write_text(MOUNTINFO.format(opts=opts))
-    mount = find_mount(Path("/mnt/nfs/events"), str(info))
+    info = MOUNTINFO.format(opts=opts)
+    mount = find_mount(Path("/mnt/nfs/events"), mountinfo=info)
     assert (mount.fstype, mount.point, mount.network) == ("nfs4", "/mnt/nfs", True)
     got, _, details = listing_cache_advice(mount)
     assert (got, details["negative_lookups_cached"]) == (status, negative)
     if negative:
         assert any("lookupcache=positive" in line for line in details["advice"])
-    assert find_mount(Path("/mnt/ssh/x"), str(info)).fstype == "fuse.sshfs"
-    assert find_mount(Path("/home"), str(info)).network is False
+    assert find_mount(Path("/mnt/ssh/x"), mountinfo=info).fstype == "fuse.sshfs"
+    assert find_mount(Path("/home"), mountinfo=info).network is False
 
 
 def test_peer_mode_on_one_local_directory(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 from typing import Any
 
+from ..fstype import find_mount
 from .common import Figure
 
 
@@ -34,21 +34,9 @@ def _cpu_model() -> str:
 
 
 def _filesystem(target: str) -> str:
-    """The mount holding *target* (longest matching mount point in /proc/mounts)."""
-    path = Path(target).resolve()
-    while not path.exists():
-        path = path.parent
-    best = ("", "unknown", "unknown")
-    try:
-        with open("/proc/mounts", encoding="utf-8") as fh:
-            for line in fh:
-                device, point, fstype = line.split()[:3]
-                inside = path == Path(point) or Path(point) in path.parents
-                if inside and len(point) > len(best[0]):
-                    best = (point, fstype, device)
-    except OSError:
-        return "unknown"
-    return f"{best[1]} on {best[2]} (mounted at {best[0]})"
+    """The mount holding *target*, as the report names it."""
+    mount = find_mount(target)
+    return f"{mount.fstype} on {mount.source or 'unknown'} (mounted at {mount.point})"
 
 
 def to_json(
