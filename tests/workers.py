@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+from netfs import wait_for
+
 import fsevents
 
 #: Seconds added to this process's clock (the clock-skew tests run nodes 10 minutes apart).
@@ -44,8 +46,7 @@ def publish(args: argparse.Namespace) -> int:
     """Publish COUNT events; record each id in ACKS once publish() has returned."""
     bus = fsevents.Bus(args.root, node=args.node, poll_interval=args.poll_interval, clock=_clock)
     if args.start_file:
-        while not Path(args.start_file).exists():
-            time.sleep(0.01)
+        wait_for(Path(args.start_file).exists, 120, what="the start file")
     pace = threading.Event()
     for first in range(0, args.count, args.batch):
         batch = range(first, min(first + args.batch, args.count))
@@ -124,8 +125,7 @@ def signals(args: argparse.Namespace) -> int:
     with bus:
         Path(args.ready).write_text(str(os.getpid()))
         if args.trigger_after:
-            while not Path(args.trigger_after).exists():
-                time.sleep(0.01)
+            wait_for(Path(args.trigger_after).exists, 120, what="the trigger file")
             sigs.trigger(f"from-{Path(args.out).stem}")
         done.wait(args.timeout)
     return 0 if done.is_set() else 1
