@@ -132,6 +132,9 @@ class Bus:
         self._beating = False  # this process has an entry in the node's heartbeat
         self._gap_handlers: list[Callable[[Gap], object]] = [on_gap] if on_gap else []
         self._stopping = threading.Event()
+        # start() and stop() may race (a threaded WSGI worker starts the Bus on its first
+        # requests, several at once): one follower per Bus, whoever comes first.
+        self._lifecycle = threading.RLock()
         self._follower: Follower | None = None
         self._claimed = False
         self._origin_pid = -1
@@ -275,8 +278,12 @@ class Bus:
         In a process forked from one where this Bus ran, this starts a new follower at the
         parent's position: nothing started before a fork is reused after it.
         """
-        if self._follower is not None:
-            return self
+        with self._lifecycle:
+            if self._follower is None:
+                self._start_follower()
+        return self
+
+    def _start_follower(self) -> None:
         nodes.claim(self.store, self.node, clock=self._clock)
         if self._cursor is not None:
             self._cursor.acquire()
@@ -297,12 +304,15 @@ class Bus:
             stopping=self._stopping,
         )
         self._follower.start()
-        return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the follower thread and release what it holds. Safe to call twice."""
-        if self._follower is None:
-            return
+        with self._lifecycle:
+            if self._follower is not None:
+                self._stop_follower(timeout)
+
+    def _stop_follower(self, timeout: float) -> None:
+        assert self._follower is not None
         self._follower.stop(timeout)
         self._position = self.position
         self._follower = None
@@ -338,6 +348,7 @@ class Bus:
         nothing) and let the next ``start()`` build everything anew in this process.
         """
         self._stopping = threading.Event()
+        self._lifecycle = threading.RLock()
         self._dispatcher.after_fork()
         if self._follower is None:
             return

@@ -163,3 +163,23 @@ def test_two_machines_claiming_one_node_name(target: str, tmp_path: Path) -> Non
         second.start()
     everything = Bus(target, node="reader").follow(start="beginning", timeout=0.3)
     assert [e.data for e in everything] == ["mine"]
+
+
+def test_concurrent_starts_make_one_follower(target: str) -> None:
+    import threading
+
+    bus = Bus(target, node="web1", **FAST)
+    gate = threading.Barrier(8)
+
+    def start() -> None:
+        gate.wait()
+        bus.start()
+
+    starters = [threading.Thread(target=start) for _ in range(8)]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join()
+    followers = [t for t in threading.enumerate() if t.name == "fsevents-web1"]
+    assert len(followers) == 1, "a threaded worker's first requests start the Bus once"
+    bus.close()
