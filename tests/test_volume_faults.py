@@ -166,7 +166,7 @@ def test_nodes_running_as_other_users_of_one_group_share_a_root(farm_dir: Path) 
         info = directory.stat()
         assert (info.st_mode & 0o7777, info.st_gid) == (0o2775, NOGROUP), directory
     for file in (root / "fsevents.json", root / "nodes" / "web1.json"):
-        assert file.stat().st_mode & 0o777 == 0o664, file
+        assert file.stat().st_mode & 0o777 == 0o644, file
     state = farm_dir / "nobody-state"
     state.mkdir()
     os.chown(state, NOBODY, NOGROUP)

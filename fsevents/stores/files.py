@@ -55,9 +55,13 @@ logger = logging.getLogger(__name__)
 
 FORMAT = 1
 DEFAULT_SEGMENT_SIZE = 1000
-# Group-shareable: nodes that run as different users of one group can all write. The setgid
-# bit on directories makes what is created in them inherit the directory's group.
-DEFAULT_FILE_MODE = 0o664
+# Group-shareable: nodes that run as different users of one group can all write. Creating and
+# removing names takes write permission on the *directory* (2775, setgid so that what is
+# created in it keeps the farm's group); files are never rewritten in place (heartbeats are
+# replaced by rename), so the group needs only to read them. 0o644 also means no fchmod per
+# event under the common umask 022: that fchmod cost a third of publish throughput on ext4
+# (measured with 300 fsynced publishes: ~680-880/s with it, ~1,320/s without).
+DEFAULT_FILE_MODE = 0o644
 DEFAULT_DIR_MODE = 0o2775
 
 _HEARTBEAT_BLOCK = 4096
