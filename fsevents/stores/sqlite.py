@@ -215,7 +215,7 @@ class SqliteStore(Store):
         def insert(conn: sqlite3.Connection) -> int:
             row = conn.execute("SELECT last_seq FROM streams WHERE stream = ?", (stream,))
             first = int((row.fetchone() or (0,))[0]) + 1
-            self.encode_batch(stream, first, drafts)  # the size limit, as in every store
+            self.check_sizes(stream, first, drafts)  # the size limit, as in every store
             rows = []
             for i, d in enumerate(drafts):
                 signature = d.signature(stream, first + i)  # signed events (signing.py)
