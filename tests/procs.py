@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,15 @@ def read_lines(path: Path) -> list[str]:
         return []
     # A SIGKILLed writer may leave a final partial line; only whole lines count.
     return text.split("\n")[:-1]
+
+
+ACK = re.compile(r"[A-Za-z0-9_.-]{1,64}:\d+")
+
+
+def read_acks(path: Path) -> list[str]:
+    """Event ids a publisher recorded once publish() returned; fragments of a record cut by
+    a SIGKILL are skipped (a truncated id is a prefix of a real one: an earlier seq)."""
+    return [line for line in read_lines(path) if ACK.fullmatch(line)]
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from procs import (
     doctor_peers,
     doctor_peers_results,
     fsevents_cli,
-    read_lines,
+    read_acks,
     read_records,
     start_worker,
     wait_for,
@@ -70,7 +70,7 @@ class Farm:
         for n in ("a", "b"):
             acks = self.tmp / f"hello-{n}"
             assert self.worker("publish", n, "1", "--acks", str(acks)).wait(30) == 0
-            ids += read_lines(acks)
+            ids += read_acks(acks)
         return ids
 
     def stop(self) -> None:
@@ -142,7 +142,7 @@ def test_sigkill_of_publishers_and_consumers_loses_nothing_acknowledged(
         consumers[n] = consumer(n)
         publishers[n] = farm.worker("publish", n, "30", "--acks", str(acks[n]))
     assert [publishers[n].wait(60) for n in "ab"] == [0, 0]
-    acked += read_lines(acks["a"]) + read_lines(acks["b"])
+    acked += read_acks(acks["a"]) + read_acks(acks["b"])
 
     for n in "ab":
         wait_for(lambda n=n: set(acked) <= {r["id"] for r in read_records(outs[n])}, 60,

@@ -8,7 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from procs import read_lines, read_records, start_worker, wait_for, wait_lines
+from procs import read_acks, read_records, start_worker, wait_for, wait_lines
 
 from fsevents import Bus
 from fsevents.stores import open_store
@@ -48,13 +48,13 @@ def test_sigkilled_publishers_leave_nothing_partial_and_lose_nothing_acknowledge
     try:
         for _ in range(5):
             publisher = start_worker("publish", target, "pub", "100000", "--acks", str(acks))
-            goal = len(read_lines(acks)) + rng.randint(5, 150)
+            goal = len(read_acks(acks)) + rng.randint(5, 150)
             wait_for(
-                lambda g=goal, p=publisher: len(read_lines(acks)) >= g or p.poll() is not None, 60
+                lambda g=goal, p=publisher: len(read_acks(acks)) >= g or p.poll() is not None, 60
             )
             publisher.send_signal(signal.SIGKILL)
             publisher.wait(10)
-        acked = set(read_lines(acks))
+        acked = set(read_acks(acks))
         wait_for(
             lambda: acked <= {r["id"] for r in read_records(out)},
             30,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import Inbox
 from netfs import SharedDirs
-from procs import fsevents_cli, read_lines, start_worker, wait_for
+from procs import fsevents_cli, read_acks, start_worker, wait_for
 
 from fsevents import Bus
 from fsevents.errors import RootError
@@ -31,15 +31,15 @@ def test_a_sigkilled_writer_mid_transaction_leaves_a_sound_database(tmp_path: Pa
         # (measured), so 8 kills all miss a transaction with a probability under 2%.
         writer = start_worker("publish", str(db), "pub", "1000000", "--batch", str(BATCH),
                               "--acks", str(acks))  # fmt: skip
-        goal = len(read_lines(acks)) + BATCH * rng.randint(1, 20)
-        wait_for(lambda g=goal, w=writer: len(read_lines(acks)) >= g or w.poll() is not None, 60)
+        goal = len(read_acks(acks)) + BATCH * rng.randint(1, 20)
+        wait_for(lambda g=goal, w=writer: len(read_acks(acks)) >= g or w.poll() is not None, 60)
         writer.send_signal(signal.SIGKILL)
         writer.wait(10)
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         stored = [f"pub:{n}" for (n,) in conn.execute("SELECT stream_seq FROM events")]
     conn.close()
-    assert set(read_lines(acks)) <= set(stored), "a committed (acknowledged) event was lost"
+    assert set(read_acks(acks)) <= set(stored), "a committed (acknowledged) event was lost"
     assert len(stored) % BATCH == 0, "a transaction was half applied"
     assert stored == [f"pub:{n}" for n in range(1, len(stored) + 1)], "ids stay contiguous"
 

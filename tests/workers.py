@@ -36,8 +36,13 @@ def _limit(text: str) -> float | None:
 
 
 def _append(out: Path, line: str) -> None:
-    with open(out, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    with open(out, "ab+") as fh:  # reads anywhere, writes always at the end
+        # A SIGKILL can cut a write(2) between pages, leaving a partial last line: end it,
+        # so that this record does not merge with it (readers skip the fragment).
+        end = fh.seek(0, os.SEEK_END)
+        if end and (fh.seek(end - 1), fh.read(1))[1] != b"\n":
+            fh.write(b"\n")
+        fh.write(line.encode() + b"\n")
         fh.flush()
         os.fsync(fh.fileno())
 
