@@ -13,7 +13,7 @@ from typing import Any
 from ._version import __version__
 from .bus import ROOT_ENV, Bus, default_root
 from .errors import FseventsError
-from .event import Event
+from .event import DEFAULT_MAX_EVENT_SIZE, Event
 from .nodes import NODE_ENV
 from .prune import add_retention_options, retention_options
 from .signing import KEY_FILE_ENV
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip fsync (faster, not durable across power loss)",
     )
+    _add_max_event_size(pub)
     pub.set_defaults(run=cmd_publish)
 
     tail = sub.add_parser("tail", parents=[common], help="print events as they arrive")
@@ -143,6 +144,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds to wait for a missing event before skipping it (default 30)",
     )
+    _add_max_event_size(tail)
+    tail.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=1000,
+        metavar="N",
+        help="events per poll before a durable consumer's cursor is saved (default 1000)",
+    )
+    tail.add_argument(
+        "--heartbeat-interval",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="seconds between this process's heartbeats in nodes/ (default 10)",
+    )
     add_retention_options(tail, interval=True)
     tail.set_defaults(run=cmd_tail)
 
@@ -160,6 +176,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_parser(sub, common)
     return parser
+
+
+def _add_max_event_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-event-size",
+        type=_positive_int,
+        default=DEFAULT_MAX_EVENT_SIZE,
+        metavar="BYTES",
+        help="largest event written or read; set it alike on every node "
+        f"(default {DEFAULT_MAX_EVENT_SIZE})",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -211,7 +238,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
             f'DATA is not valid JSON ({exc}); pass e.g. \'{{"key": "products"}}\', '
             "or quote a string as '\"text\"'"
         ) from None
-    bus = _bus(args, fsync=args.fsync)
+    bus = _bus(args, fsync=args.fsync, max_event_size=args.max_event_size)
     try:
         event = bus.publish(args.topic, data)
     finally:
@@ -227,6 +254,9 @@ def cmd_tail(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         scan_interval=args.scan_interval,
         hole_timeout=args.hole_timeout,
+        max_event_size=args.max_event_size,
+        batch_size=args.batch_size,
+        heartbeat_interval=args.heartbeat_interval,
         consumer=args.consumer,
         start=args.start,
         **retention_options(args),

@@ -180,3 +180,28 @@ def test_console_script_and_version() -> None:
         "--node",
     ):
         assert flag in help_text
+
+
+def test_max_event_size_applies_to_publish_and_tail(target: str) -> None:
+    big = json.dumps("x" * 2000)
+    refused = fsevents_cli("publish", "t", big, "--root", target, "--max-event-size", "1000")
+    assert refused.returncode == 2 and "over the 1000-byte limit" in refused.stderr
+    assert fsevents_cli("publish", "t", big, "--root", target).returncode == 0
+    small = fsevents_cli(
+        "tail",
+        "--root",
+        target,
+        "--from",
+        "beginning",
+        "--count",
+        "1",
+        "--timeout",
+        "1",
+        "--max-event-size",
+        "1000",
+    )
+    assert small.returncode == 1, "a reader with a smaller limit skips the big event"
+    whole = fsevents_cli(
+        "tail", "--root", target, "--from", "beginning", "--count", "1", "--timeout", "20"
+    )
+    assert whole.returncode == 0 and "xxxx" in whole.stdout
