@@ -110,3 +110,16 @@ def test_streams_are_merged_by_time_but_each_keeps_its_order(store: FilesStore) 
     write_raw(store, "b", 1, topic="t")
     events = reader.poll(100)
     assert sorted(e.id for e in events) == ["a:1", "b:1"]
+
+
+def test_a_long_backlog_does_not_keep_other_streams_waiting(store: FilesStore) -> None:
+    clock = FakeClock()
+    reader = _reader(store, clock)
+    for seq in range(1, 51):
+        write_raw(store, "a", seq)
+        write_raw(store, "b", seq)
+    first = reader.poll(20)
+    assert len(first) == 20
+    assert {e.stream for e in first} == {"a", "b"}
+    rest = [e for _ in range(10) for e in reader.poll(20)]
+    assert len(first) + len(rest) == 100

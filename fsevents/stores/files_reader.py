@@ -109,10 +109,13 @@ class FilesReader(Reader):
     def _read_streams(self, streams: list[str], limit: int, now: float) -> list[Event]:
         per_stream = []
         budget = limit
+        # An equal share per stream: a stream with a long backlog (catch-up) must not keep
+        # the others waiting until it is drained; delivery stays roughly by publish time.
+        share = max(1, -(-limit // max(len(streams), 1)))
         for stream in streams:
             if budget <= 0:
                 break
-            events = self._read_stream(stream, budget, now)
+            events = self._read_stream(stream, min(share, budget), now)
             if events:
                 per_stream.append(events)
                 budget -= len(events)
