@@ -16,8 +16,6 @@ import json
 import logging
 import os
 import re
-import secrets
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,18 +40,16 @@ from ..cursor import LocalState, Position, resolve_state_dir
 from ..errors import (
     NodeConflictError,
     PublishError,
-    RootError,
-    VolumeUnavailableError,
 )
 from ..event import DEFAULT_MAX_EVENT_SIZE, NAME_RE, Draft, Event
 from ..nodes import claim
 from ..retention import PruneReport, Retention
 from ..retention import prune as retention_prune
 from .base import GapHandler, Reader, Store, StreamInfo
+from .files_root import check_marker, open_root
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
 DEFAULT_SEGMENT_SIZE = 1000
 # Group-shareable: nodes that run as different users of one group can all write. Creating and
 # removing names takes write permission on the *directory* (2775, setgid so that what is
@@ -94,91 +90,24 @@ class FilesStore(Store):
         self._streams_prefix = f"{self.streams_dir}{os.sep}"
         self.nodes_dir = self.root / "nodes"
         self.tmp_dir = self.root / "tmp"
-        meta = self._open_root(segment_size)
+        meta = open_root(
+            self.root,
+            (self.root, self.streams_dir, self.nodes_dir, self.tmp_dir),
+            dir_mode=self.dir_mode,
+            tmp_dir=self.tmp_dir,
+            write=lambda path, data: self._write_file(path, data, fsync=True),
+            segment_size=segment_size,
+        )
         self.identity = str(meta["id"])
         self.segment_size = int(meta["segment_size"])
         self.local = LocalState(resolve_state_dir(state_dir), self.identity)
-        self._hard_links = True
 
     def __repr__(self) -> str:
         return f"FilesStore({str(self.root)!r})"
 
-    # -- the root -----------------------------------------------------------------------
-
-    def _open_root(self, segment_size: int) -> dict[str, Any]:
-        if self.root.exists() and not self.root.is_dir():
-            raise RootError(f"{self.root} is not a directory; point --root at a directory")
-        try:
-            for path in (self.root, self.streams_dir, self.nodes_dir, self.tmp_dir):
-                make_dirs(path, self.dir_mode)
-        except OSError as exc:
-            raise RootError(
-                f"cannot create {exc.filename or self.root}: {exc.strerror}; check that the "
-                "shared volume is mounted and writable, or choose another --root"
-            ) from exc
-        marker = self.root / "fsevents.json"
-        meta = self._read_marker(marker)
-        if meta is None:
-            meta = {
-                "format": FORMAT,
-                "created": time.time(),
-                "id": secrets.token_hex(8),
-                "segment_size": segment_size,
-            }
-            tmp = self.tmp_dir / unique_name("fsevents.json")
-            try:
-                self._write_file(tmp, json.dumps(meta).encode(), fsync=True)
-                link_no_replace(tmp, marker)
-            except FileExistsError:
-                os.unlink(tmp)  # another node created the root at the same moment: use theirs
-                meta = self._read_marker(marker)
-            except OSError as exc:
-                raise RootError(
-                    f"cannot write {marker}: {exc.strerror}; the directory must be writable "
-                    "by this user to create a new fsevents root"
-                ) from exc
-        assert meta is not None
-        return meta
-
-    def _read_marker(self, marker: Path) -> dict[str, Any] | None:
-        try:
-            meta = json.loads(read_small(marker))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, RecursionError) as exc:
-            raise RootError(f"cannot read {marker}: {exc}; is this an fsevents root?") from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            found = meta.get("format") if isinstance(meta, dict) else meta
-            raise RootError(
-                f"{marker} declares format {found!r}, this fsevents reads format {FORMAT}; "
-                "upgrade fsevents on this node or use another --root"
-            )
-        if not isinstance(meta.get("id"), str) or not isinstance(meta.get("segment_size"), int):
-            raise RootError(
-                f"{marker} lacks 'id' or 'segment_size'; it was not written by fsevents"
-            )
-        return meta
-
     def check_root(self) -> None:
-        """Raise VolumeUnavailableError unless *root* still holds this store.
-
-        A network volume unmounted under a running node leaves its mount point as an empty
-        local directory: every probe then finds nothing, which looks like "no new events",
-        and a listing like "everything was pruned". The marker file tells them apart.
-        """
-        marker = self.root / "fsevents.json"
-        try:
-            meta = self._read_marker(marker)
-        except RootError as exc:
-            meta, why = None, str(exc)
-        else:
-            why = f"{marker} is missing" if meta is None else f"{marker} belongs to another root"
-        if meta is None or meta.get("id") != self.identity:
-            raise VolumeUnavailableError(
-                errno.ENOENT,
-                f"{why}: the volume holding {self.root} is unmounted or failing; remount it "
-                "(followers wait and resume where they stopped)",
-            )
+        """Raise VolumeUnavailableError unless the root still holds this store."""
+        check_marker(self.root, self.identity)
 
     # -- layout -------------------------------------------------------------------------
 
