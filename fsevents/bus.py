@@ -91,6 +91,7 @@ class Bus:
         retention_age: float | None = DEFAULT_RETENTION_AGE,
         retention_count: int | None = DEFAULT_RETENTION_COUNT,
         prune_interval: float = DEFAULT_PRUNE_INTERVAL,
+        create: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         _check_positive(
@@ -119,6 +120,7 @@ class Bus:
             state_dir=state_dir,
             fsync=fsync,
             max_event_size=max_event_size,
+            create=create,
             **modes,
         )
         self.poll_interval, self.scan_interval = poll_interval, scan_interval

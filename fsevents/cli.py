@@ -59,6 +59,13 @@ def _common_options() -> argparse.ArgumentParser:
         metavar="MODE",
         help="mode of directories created on the share, octal (default 2775: setgid group)",
     )
+    common.add_argument(
+        "--no-create",
+        dest="create",
+        action="store_false",
+        help="fail instead of creating a new root (production nodes: an unmounted volume "
+        "is then an error, not a fresh local root)",
+    )
     common.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     common.add_argument("--debug", action="store_true", help="debug logs and full tracebacks")
     return common
@@ -225,6 +232,7 @@ def _bus(args: argparse.Namespace, **options: Any) -> Bus:
         key_file=args.key_file,
         file_mode=args.file_mode,
         dir_mode=args.dir_mode,
+        create=args.create,
         **options,
     )
 

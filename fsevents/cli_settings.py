@@ -50,7 +50,7 @@ def _features_name(parser: argparse.ArgumentParser) -> None:
 
 
 def _bus(args: argparse.Namespace) -> Bus:
-    return Bus(args.root, node=args.node, state_dir=args.state_dir)
+    return Bus(args.root, node=args.node, state_dir=args.state_dir, create=args.create)
 
 
 def cmd_settings_show(args: argparse.Namespace) -> int:

@@ -140,7 +140,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .bus import default_root
     from .stores import open_store
 
-    store = open_store(args.root or default_root(), state_dir=args.state_dir)
+    store = open_store(args.root or default_root(), state_dir=args.state_dir, create=args.create)
     try:
         doc = collect(store)
     finally:

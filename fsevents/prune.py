@@ -62,7 +62,13 @@ def retention_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_prune(args: argparse.Namespace) -> int:
     from .bus import Bus
 
-    bus = Bus(args.root, node=args.node, state_dir=args.state_dir, **retention_options(args))
+    bus = Bus(
+        args.root,
+        node=args.node,
+        state_dir=args.state_dir,
+        create=args.create,
+        **retention_options(args),
+    )
     try:
         report = bus.prune()
     finally:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from helpers import Inbox
 
 import fsevents
-from fsevents import Bus, ConsumerBusyError, InvalidEventError, NodeConflictError
+from fsevents import Bus, ConsumerBusyError, InvalidEventError, NodeConflictError, RootError
 
 FAST = {"poll_interval": 0.05, "scan_interval": 0.1}
 
@@ -183,3 +184,13 @@ def test_concurrent_starts_make_one_follower(target: str) -> None:
     followers = [t for t in threading.enumerate() if t.name == "fsevents-web1"]
     assert len(followers) == 1, "a threaded worker's first requests start the Bus once"
     bus.close()
+
+
+def test_no_create_refuses_a_missing_root_and_writes_nothing(target: str) -> None:
+    with pytest.raises(RootError, match="is not an fsevents root yet"):
+        Bus(target, node="web1", create=False)
+    assert not os.path.exists(target), "nothing was created"
+    Bus(target, node="web1").publish("t", 1)  # created once, deliberately
+    again = Bus(target, node="web1", create=False)
+    assert again.publish("t", 2).seq == 2
+    again.close()

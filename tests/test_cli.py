@@ -205,3 +205,10 @@ def test_max_event_size_applies_to_publish_and_tail(target: str) -> None:
         "tail", "--root", target, "--from", "beginning", "--count", "1", "--timeout", "20"
     )
     assert whole.returncode == 0 and "xxxx" in whole.stdout
+
+
+def test_no_create_is_one_clear_line(tmp_path: Path) -> None:
+    result = fsevents_cli("publish", "t", "--root", str(tmp_path / "unmounted"), "--no-create")
+    assert result.returncode == 2
+    assert "is not an fsevents root yet" in result.stderr and "mounted" in result.stderr
+    assert not (tmp_path / "unmounted").exists()

@@ -33,6 +33,12 @@ NEW_NAME_EVENTS: tuple[type[FileSystemEvent], ...] = (
 )
 
 
+#: Why a store refuses to start when it may not create its root (create=False).
+NOT_A_ROOT = (
+    "is not an fsevents root yet, and creating one was not allowed (create=False, "
+    "--no-create): is the shared volume mounted? Create the root once without that option"
+)
+
 # More than the wire format's fields other than the payload can take: names <= 64, topic
 # <= 200, origin <= 200 characters (4 bytes each at most), numbers, a key id and signature.
 _ENVELOPE_BOUND = 4096

@@ -78,6 +78,7 @@ class FilesStore(Store):
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         file_mode: int = DEFAULT_FILE_MODE,
         dir_mode: int = DEFAULT_DIR_MODE,
+        create: bool = True,
     ) -> None:
         self.root = Path(root).expanduser()
         self.fsync = fsync
@@ -97,6 +98,7 @@ class FilesStore(Store):
             tmp_dir=self.tmp_dir,
             write=lambda path, data: self._write_file(path, data, fsync=True),
             segment_size=segment_size,
+            create=create,
         )
         self.identity = str(meta["id"])
         self.segment_size = int(meta["segment_size"])

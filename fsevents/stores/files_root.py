@@ -21,6 +21,7 @@ from typing import Any
 
 from .._fs import link_no_replace, make_dirs, read_small, unique_name
 from ..errors import RootError, VolumeUnavailableError
+from .base import NOT_A_ROOT
 
 FORMAT = 1
 MARKER = "fsevents.json"
@@ -34,10 +35,17 @@ def open_root(
     tmp_dir: Path,
     write: Callable[[Path, bytes], None],
     segment_size: int,
+    create: bool = True,
 ) -> dict[str, Any]:
-    """Create what is missing under *root*, then read its marker (writing it if new)."""
+    """Create what is missing under *root*, then read its marker (writing it if new).
+
+    With *create* False a root without a marker is an error, not a new root: a node that
+    starts before its network volume is mounted must not fill the bare mount point.
+    """
     if root.exists() and not root.is_dir():
         raise RootError(f"{root} is not a directory; point --root at a directory")
+    if not create and read_marker(root / MARKER) is None:
+        raise RootError(f"{root} {NOT_A_ROOT}")
     try:
         for path in directories:
             make_dirs(path, dir_mode)

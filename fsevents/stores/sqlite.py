@@ -34,7 +34,7 @@ from ..cursor import LocalState, Position, resolve_state_dir
 from ..errors import PublishError, RootError
 from ..event import DEFAULT_MAX_EVENT_SIZE, Draft, Event
 from ..retention import PruneReport, Retention
-from .base import GapHandler, Reader, Store, StreamInfo
+from .base import NOT_A_ROOT, GapHandler, Reader, Store, StreamInfo
 from .sqlite_db import (
     JOURNAL_MODES,
     SYNCHRONOUS,
@@ -98,6 +98,7 @@ class SqliteStore(Store):
         journal_mode: str | None = None,
         synchronous: str | None = None,
         busy_timeout: float | None = None,
+        create: bool = True,
     ) -> None:
         self.path, options = parse_target(target)
         self.journal_mode = choice(
@@ -113,6 +114,8 @@ class SqliteStore(Store):
         )
         self.max_event_size = max_event_size
         check_volume(self.path, self.journal_mode)
+        if not create and not self.path.is_file():
+            raise RootError(f"{self.path} {NOT_A_ROOT}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
