@@ -244,11 +244,12 @@ class SshfsHarness:
                     # Own process group: stop() also ends per-connection sshd children.
                     start_new_session=True,
                 )  # fmt: skip
-            deadline = time.monotonic() + self.timeout
-            while self._sshd.poll() is None and time.monotonic() < deadline:
-                if _sshd_answers(self.port):
-                    return
-                time.sleep(0.02)
+            sshd = self._sshd
+            with contextlib.suppress(TimeoutError):
+                wait_for(lambda s=sshd: s.poll() is not None or _sshd_answers(self.port),
+                         self.timeout, what="sshd to answer")  # fmt: skip
+            if sshd.poll() is None and _sshd_answers(self.port):
+                return
             _terminate(self._sshd)
             last_error = self._log_tail("sshd.log")
         raise RuntimeError(f"sshd did not start on 127.0.0.1: {last_error}")
@@ -288,15 +289,15 @@ class SshfsHarness:
                 self.sshfs_command(which), stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
         self._sshfs[which] = proc
-        deadline = time.monotonic() + self.timeout
-        while not is_sshfs_mounted(path):
-            if proc.poll() is not None or time.monotonic() >= deadline:
-                _terminate(proc)
-                self._sshfs[which] = None
-                raise RuntimeError(
-                    f"sshfs mount of {path} failed: {self._log_tail(f'sshfs_{which}.log')}"
-                )
-            time.sleep(0.02)
+        with contextlib.suppress(TimeoutError):
+            wait_for(lambda: proc.poll() is not None or is_sshfs_mounted(path), self.timeout,
+                     what=f"{path} to be mounted")  # fmt: skip
+        if proc.poll() is not None or not is_sshfs_mounted(path):
+            _terminate(proc)
+            self._sshfs[which] = None
+            raise RuntimeError(
+                f"sshfs mount of {path} failed: {self._log_tail(f'sshfs_{which}.log')}"
+            )
         # mountinfo lists the mount as soon as FUSE has it; wait until it answers too.
         wait_for(lambda: os.path.isdir(path), self.timeout, what=f"{path} to answer")
 
