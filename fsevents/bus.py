@@ -27,7 +27,7 @@ from .event import (
     validate_pattern,
     validate_topic,
 )
-from .follower import Chore, Follower, scan_if_new_directory
+from .follower import Chore, Follower, iterate
 from .outage import Outage
 from .retention import (
     DEFAULT_PRUNE_INTERVAL,
@@ -252,25 +252,13 @@ class Bus:
         """
         validate_pattern(topic)
         reader = self._make_reader(self._resolve_start(start))
-        deadline = None if timeout is None else time.monotonic() + timeout
         self.counters["temps_swept"] += self.store.sweep(self.tmp_max_age)
         outage = Outage(self.store, base_delay=self.poll_interval, clock=self._clock)
         with self._new_waker() as waker:
-            while True:
-                wait = self.poll_interval
-                try:
-                    events = reader.poll(self.batch_size)
-                    outage.succeeded()
-                except OSError as exc:  # the volume, not a bug: those still raise
-                    events, wait = [], outage.failed(exc)
-                for event in events:
-                    if self._deliverable(event) and topic_matches(topic, event.topic):
-                        yield event
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return
-                waker.wait(wait if remaining is None else min(wait, remaining))
-                scan_if_new_directory(waker, reader)
+            for event in iterate(reader, waker, outage, batch_size=self.batch_size,
+                                 timeout=timeout):  # fmt: skip
+                if self._deliverable(event) and topic_matches(topic, event.topic):
+                    yield event
 
     # -- the follower thread --------------------------------------------------------------
 

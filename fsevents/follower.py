@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .cursor import Position
@@ -96,6 +96,35 @@ class Follower:
             # Commit after the whole batch: a crash mid-batch redelivers it (at-least-once).
             if self._commit is not None:
                 self._commit(self.reader.position)
+
+
+def iterate(
+    reader: Reader,
+    waker: Waker,
+    outage: Outage,
+    *,
+    batch_size: int,
+    timeout: float | None = None,
+) -> Iterator[Event]:
+    """Events as they arrive, in the caller's thread (``Bus.follow``, ``tail``).
+
+    The same wait/poll cycle as the follower thread, without handlers or commits; a failing
+    volume is ridden out the same way. With *timeout*, ends after that many seconds.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = waker.poll_interval
+        try:
+            events = reader.poll(batch_size)
+            outage.succeeded()
+        except OSError as exc:  # the volume, not a bug: those still raise
+            events, wait = [], outage.failed(exc)
+        yield from events
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return
+        waker.wait(wait if remaining is None else min(wait, remaining))
+        scan_if_new_directory(waker, reader)
 
 
 def scan_if_new_directory(waker: Waker, reader: Reader) -> None:
