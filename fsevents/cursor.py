@@ -22,6 +22,7 @@ from typing import Any
 import platformdirs
 from filelock import FileLock, Timeout
 
+from . import _forksafe
 from ._fs import replace_atomic
 from .errors import ConsumerBusyError, RootError
 from .event import NAME_RE
@@ -68,6 +69,7 @@ class LocalState:
         self.machine_id = self._machine_id()
         self._locks: dict[str, LocalLock] = {}
         self._locks_guard = threading.Lock()
+        _forksafe.track(self)
 
     def _machine_id(self) -> str:
         """A random id made once per state directory: what tells two machines apart."""
@@ -78,6 +80,9 @@ class LocalState:
             ident = secrets.token_hex(8)
             replace_atomic(path, ident.encode())
             return ident
+
+    def _after_fork_in_child(self) -> None:
+        self._locks_guard = threading.Lock()  # may have been held by a parent's thread
 
     def lock(self, name: str) -> LocalLock:
         """One lock object per name and LocalState, kept for the life of the process."""
@@ -130,13 +135,19 @@ class LocalLock:
         self._pid = -1
         self._threads = threading.Lock()
         self._reopen = threading.Lock()
+        _forksafe.track(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Another thread of the parent may have held either lock at the instant of the fork
+        # (a follower's heartbeat): in the child it would stay locked forever.
+        self._threads = threading.Lock()
+        self._reopen = threading.Lock()
 
     def _descriptor(self) -> int:
         with self._reopen:
             if self._pid != os.getpid():
                 if self._fd >= 0:
                     os.close(self._fd)  # the parent's: closing our copy leaves its lock alone
-                    self._threads = threading.Lock()
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 self._pid = os.getpid()
             return self._fd
